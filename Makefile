@@ -1,0 +1,21 @@
+# The two commands of the README: `make repro` (the pipeline on the embedded default) and
+# `make test`. Both do all set-up first (scripts/setup.sh is idempotent).
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup repro test test-all bench
+setup:
+	bash scripts/setup.sh
+
+repro: setup
+	dvc repro
+
+test: setup
+	python -m pytest -q -m "not slow"
+
+test-all: setup
+	python -m pytest -q
+
+bench: setup
+	python benchmarks/bench_executor.py

@@ -1,0 +1,46 @@
+"""`safurai-csharp`: one subcommand per DVC stage, plus the tools users run by hand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import eval_completions
+from .stages import benchmark, eval_multipl_e, prepare_base
+
+COMMANDS = (prepare_base, benchmark, eval_multipl_e, eval_completions)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safurai-csharp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    sub.add_parser("check-params", help="validate params.yaml against the schema").set_defaults(
+        func=lambda a: print(f"{a.params}: ok") if _load(a.params) else None)
+    sub.choices["check-params"].add_argument("--params", default="params.yaml")
+    return parser
+
+
+def _load(path: str):
+    from .config import load_params
+
+    return load_params(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ParamsError
+    from .evaluation import EvaluationInputError
+    from .jsonl import JsonlError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ParamsError, EvaluationInputError, JsonlError, FileNotFoundError) as exc:
+        print(f"safurai-csharp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

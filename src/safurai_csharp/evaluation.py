@@ -1,0 +1,91 @@
+"""Scoring completions against MultiPL-E problems: shared by the eval_multipl_e stage and
+the `eval-completions` tool, so a number from either means the same thing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .passk import bootstrap_interval, mean_pass_at_k
+
+MODES = ("official", "corrected")
+
+
+class EvaluationInputError(ValueError):
+    """Completions that do not fit the benchmark; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class ModeOutcome:
+    results: list[list[dict[str, Any]]]  # per problem, per completion: {"status", "passed"}
+    summary: dict[str, Any]
+
+
+def match_completions(
+    problems: Sequence[Mapping[str, Any]], completions: Sequence[Mapping[str, Any]],
+) -> list[list[str]]:
+    """Order the completions like the problems; every completion row must name a known problem."""
+    by_name: dict[str, list[str]] = {}
+    known = {p["name"] for p in problems}
+    for i, row in enumerate(completions, 1):
+        name = row.get("name")
+        texts = row.get("completions")
+        if not isinstance(name, str):
+            raise EvaluationInputError(f"completions line {i}: missing string field 'name'")
+        if name not in known:
+            raise EvaluationInputError(f"completions line {i}: unknown problem {name!r}")
+        if name in by_name:
+            raise EvaluationInputError(f"completions line {i}: problem {name!r} appears twice")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not texts:
+            raise EvaluationInputError(
+                f"completions line {i} ({name}): 'completions' must be a non-empty list of strings"
+            )
+        by_name[name] = texts
+    return [by_name.get(p["name"], []) for p in problems]
+
+
+def score(
+    problems: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]], mode: str,
+    executor: Any,
+) -> ModeOutcome:
+    """Run every (problem, completion) program in the sandbox and summarise one mode."""
+    from .csharp import Program, build_program
+
+    if mode not in MODES:
+        raise EvaluationInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    programs, owner = [], []
+    for pi, (problem, texts) in enumerate(zip(problems, completions, strict=True)):
+        for ci, text in enumerate(texts):
+            source = build_program(problem["prompt"], text, problem["tests"], mode)
+            programs.append(Program(key=f"{problem['name']}#{ci}", source=source))
+            owner.append(pi)
+    raw = executor.run(programs)
+    results: list[list[dict[str, Any]]] = [[] for _ in problems]
+    for pi, res in zip(owner, raw, strict=True):
+        results[pi].append({"status": str(res.status.value), "passed": bool(res.passed)})
+    return ModeOutcome(results=results, summary=summarise(results, mode))
+
+
+def summarise(results: Sequence[Sequence[Mapping[str, Any]]], mode: str) -> dict[str, Any]:
+    scored = [r for r in results if r]
+    counts = [(len(r), sum(1 for x in r if x["passed"])) for r in scored]
+    status = Counter(x["status"] for r in scored for x in r)
+    programs = sum(status.values())
+    n_min = min((n for n, _ in counts), default=0)
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "problems": len(scored),
+        "programs": programs,
+        "status": dict(sorted(status.items())),
+        "compile_rate": (programs - status.get("compile_error", 0)) / programs if programs else 0.0,
+        "problems_solved": sum(1 for _, c in counts if c > 0),
+    }
+    for k in (1, 10, 100):
+        if counts and n_min >= k:
+            summary[f"pass@{k}"] = mean_pass_at_k(counts, k)
+    if counts:
+        lo, hi = bootstrap_interval(counts, 1)
+        summary["pass@1_ci95"] = [lo, hi]
+    return summary

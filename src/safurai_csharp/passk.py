@@ -1,0 +1,46 @@
+"""pass@k (the unbiased estimator of Chen et al. 2021, as MultiPL-E uses) and its uncertainty."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn from n (c correct) passes."""
+    if not 0 <= c <= n:
+        raise ValueError(f"need 0 <= c <= n, got n={n}, c={c}")
+    if k < 1 or k > n:
+        raise ValueError(f"k must be in 1..n={n}, got {k}")
+    if n - c < k:
+        return 1.0
+    # 1 - C(n-c, k) / C(n, k), as a product to stay exact for large n.
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def mean_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> float:
+    """Mean over problems of pass@k; counts holds (n, c) per problem."""
+    if not counts:
+        raise ValueError("no problems")
+    return sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
+
+
+def bootstrap_interval(
+    counts: Sequence[tuple[int, int]], k: int = 1, *, level: float = 0.95,
+    resamples: int = 2000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap over problems: the benchmark's problems are the sampling unit,
+    so this interval says how much the score would move on another draw of problems."""
+    if not counts:
+        raise ValueError("no problems")
+    scores = [pass_at_k(n, c, k) for n, c in counts]
+    rng = random.Random(seed)
+    m = len(scores)
+    means = sorted(sum(scores[rng.randrange(m)] for _ in range(m)) / m for _ in range(resamples))
+    lo = means[int(math.floor((1 - level) / 2 * (resamples - 1)))]
+    hi = means[int(math.ceil((1 + level) / 2 * (resamples - 1)))]
+    return lo, hi

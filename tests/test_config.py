@@ -1,0 +1,102 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from safurai_csharp.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def errors_for(raw) -> str:
+    with pytest.raises(ParamsError) as exc:
+        parse_params(raw)
+    return str(exc.value)
+
+
+def test_shipped_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert params.base_model.source == "qwen2.5-coder-0.5b-instruct"
+    assert "base" in params.eval_multipl_e.targets
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_profile_validates(profile):
+    load_params(profile)
+
+
+def test_unknown_key_names_key_and_allowed_keys(raw):
+    raw["eval_multipl_e"]["tempreature"] = 0.2
+    msg = errors_for(raw)
+    assert "eval_multipl_e.tempreature: unknown key" in msg
+    assert "temperature" in msg and "max_new_tokens" in msg  # the allowed keys are listed
+
+
+def test_unknown_nested_key(raw):
+    raw["eval_multipl_e"]["engine_options"]["tp"] = 2
+    msg = errors_for(raw)
+    assert "eval_multipl_e.engine_options.tp: unknown key" in msg
+    assert "tensor_parallel_size" in msg
+
+
+def test_wrong_type_names_key_and_value(raw):
+    raw["eval_multipl_e"]["n"] = "five"
+    msg = errors_for(raw)
+    assert "eval_multipl_e.n" in msg and "'five'" in msg
+
+
+def test_strict_types_do_not_coerce(raw):
+    raw["sandbox"]["batch"] = "yes"
+    assert "sandbox.batch" in errors_for(raw)
+
+
+def test_bad_choice_lists_allowed_values(raw):
+    raw["eval_multipl_e"]["engine"] = "llamacpp"
+    msg = errors_for(raw)
+    assert "eval_multipl_e.engine" in msg and "'vllm'" in msg and "'hf'" in msg
+
+
+def test_missing_section(raw):
+    del raw["sandbox"]
+    assert "sandbox: required key is missing" in errors_for(raw)
+
+
+def test_cross_field_greedy_with_many_samples(raw):
+    raw["eval_multipl_e"]["n"] = 5
+    raw["eval_multipl_e"]["temperature"] = 0.0
+    assert "greedy" in errors_for(raw)
+
+
+def test_cross_field_official_needs_path(raw):
+    raw["benchmark"]["source"] = "official"
+    raw["benchmark"]["path"] = None
+    assert "source 'official' needs path" in errors_for(raw)
+
+
+def test_range_check(raw):
+    raw["sandbox"]["workers"] = 0
+    assert "sandbox.workers" in errors_for(raw)
+
+
+def test_not_a_mapping(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("- just\n- a list\n")
+    with pytest.raises(ParamsError, match="expected a mapping"):
+        load_params(p)
+
+
+def test_cli_reports_params_errors(tmp_path, raw, capsys):
+    from safurai_csharp.cli import main
+
+    bad = copy.deepcopy(raw)
+    bad["benchmark"]["limit"] = -3
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(bad))
+    assert main(["check-params", "--params", str(p)]) == 2
+    assert "benchmark.limit" in capsys.readouterr().err
