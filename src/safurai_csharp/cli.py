@@ -30,13 +30,14 @@ def _load(path: str):
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ParamsError
+    from .csharp import ToolchainError
     from .evaluation import EvaluationInputError
     from .jsonl import JsonlError
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ParamsError, EvaluationInputError, JsonlError, FileNotFoundError) as exc:
+    except (ParamsError, EvaluationInputError, JsonlError, ToolchainError, FileNotFoundError) as exc:
         print(f"safurai-csharp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

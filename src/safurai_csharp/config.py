@@ -83,9 +83,9 @@ class SandboxParams(Section):
     timeout_s: float = Field(10.0, gt=0, le=600)
     cpu_s: int = Field(10, ge=1, le=600)
     memory_mb: int = Field(1024, ge=128)
-    max_procs: int = Field(64, ge=8)
-    output_limit_kb: int = Field(1024, ge=1)
-    tmp_size_mb: int = Field(64, ge=1)
+    max_tasks: int = Field(64, ge=16, description="processes + threads (mono itself needs ~10)")
+    max_output_kb: int = Field(1024, ge=1)
+    file_size_mb: int = Field(16, ge=1, description="largest file and size of the private /tmp")
     workers: int = Field(2, ge=1)
     batch: bool = True
 

@@ -51,15 +51,15 @@ def score(
     executor: Any,
 ) -> ModeOutcome:
     """Run every (problem, completion) program in the sandbox and summarise one mode."""
-    from .csharp import Program, build_program
+    from .csharp import Program
 
     if mode not in MODES:
         raise EvaluationInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     programs, owner = [], []
     for pi, (problem, texts) in enumerate(zip(problems, completions, strict=True)):
         for ci, text in enumerate(texts):
-            source = build_program(problem["prompt"], text, problem["tests"], mode)
-            programs.append(Program(key=f"{problem['name']}#{ci}", source=source))
+            programs.append(Program(prompt=problem["prompt"], completion=text, tests=problem["tests"],
+                                    mode=mode, name=f"{problem['name']}#{ci}"))
             owner.append(pi)
     raw = executor.run(programs)
     results: list[list[dict[str, Any]]] = [[] for _ in problems]

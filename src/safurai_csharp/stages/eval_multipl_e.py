@@ -25,8 +25,8 @@ def make_executor(cfg: SandboxParams):
     check_toolchain()
     limits = Limits(
         timeout_s=cfg.timeout_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb,
-        max_procs=cfg.max_procs, output_limit_bytes=cfg.output_limit_kb * 1024,
-        tmp_size_mb=cfg.tmp_size_mb,
+        max_tasks=cfg.max_tasks, max_output_bytes=cfg.max_output_kb * 1024,
+        file_size_mb=cfg.file_size_mb,
     )
     return Executor(limits, workers=cfg.workers, batch=cfg.batch)
 
