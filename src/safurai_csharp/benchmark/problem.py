@@ -94,14 +94,17 @@ def translate_tests(ctx: Context, test_source: str) -> str:
     lines = [INDENT + "}", INDENT + "public static void Main(string[] args) {"]
     for i, stmt in enumerate(body):
         match stmt:
-            case ast.Assert(test=ast.Compare(left=left, ops=[ast.Eq()], comparators=[right])):
+            case ast.Assert(test=ast.Compare(left=left, ops=[ast.Eq()], comparators=[right]), msg=tolerance):
                 try:
                     lhs = ctx.expr(left)[0]
                     rhs = ctx.finalize_rhs(ctx.expr(right))
                 except TranslationError as exc:
                     log.warning("dropping test case %d of %s: %s", i, ctx.entry_point, exc)
                     continue
-                lines.append(ctx.assertion(lhs, rhs))
+                if isinstance(tolerance, ast.Constant):
+                    lines.append(ctx.tolerance_assertion(lhs, rhs, tolerance.value))
+                else:
+                    lines.append(ctx.assertion(lhs, rhs))
             case ast.Expr(value=ast.Name(id="print")):
                 pass
             case _:

@@ -187,6 +187,7 @@ def _fold(node: ast.expr, reference=None) -> ast.expr:
 def _normalize_assert(stmt: ast.Assert, reference) -> ast.Assert | None:
     """``assert lhs == rhs`` from the forms HumanEval uses, or None."""
     test = stmt.test
+    tolerance = None
     match test:
         case ast.Compare(left=left, ops=[ast.Eq() | ast.Is()], comparators=[right]):
             pass
@@ -195,8 +196,10 @@ def _normalize_assert(stmt: ast.Assert, reference) -> ast.Assert | None:
         case ast.Call():
             left, right = test, ast.Constant(True)
         case ast.Compare(left=ast.Call(func=ast.Name(id="abs"), args=[ast.BinOp(op=ast.Sub(), left=left, right=right)]),
-                         ops=[ast.Lt()]):
-            pass  # abs(f(x) - y) < eps: a tolerance check, kept as an equality
+                         ops=[ast.Lt()], comparators=[ast.Constant(value=float() | int()) as eps]):
+            # abs(f(x) - y) < eps: carried as the assert's message so that the C# test
+            # compares with the same tolerance (exact float equality would fail correct code).
+            tolerance = eps
         case _:
             return None
     for wrap in ("tuple", "list"):
@@ -206,7 +209,7 @@ def _normalize_assert(stmt: ast.Assert, reference) -> ast.Assert | None:
     if isinstance(left, ast.Call):
         left = ast.Call(func=left.func, args=[_fold(a) for a in left.args], keywords=[])
     right = _fold(right, reference)
-    return ast.Assert(test=ast.Compare(left=left, ops=[ast.Eq()], comparators=[right]))
+    return ast.Assert(test=ast.Compare(left=left, ops=[ast.Eq()], comparators=[right]), msg=tolerance)
 
 
 def _unroll(stmt: ast.For) -> list[ast.stmt]:

@@ -43,6 +43,7 @@ USINGS = (
     "using System.Text;\n"
     "using System.Security.Cryptography;\n"
 )
+FLOAT_TOLERANCE = 1e-4
 CLASS_NAME = "Problem"
 INDENT = "    "
 STOP_TOKENS = ["\n    }\n"]
@@ -234,6 +235,15 @@ class Context:
 
     def finalize_rhs(self, value: tuple[str, ast.expr | None]) -> str:
         return self.coerce(value, self.return_type)
+
+    def tolerance_assertion(self, left: str, right: str, eps: float) -> str:
+        # HumanEval's `abs(f(x) - y) < eps`; upstream hand-edited these tests into exact
+        # equalities on other values, we keep HumanEval's cases and a tolerance. Python
+        # checks in double precision; MultiPL-E maps float to C# `float` (~7 digits), where
+        # representing the input alone can cost more than 1e-6 (123.456f - 123 is
+        # 0.4560013f), so the tolerance is floored at FLOAT_TOLERANCE.
+        tol = max(float(eps), FLOAT_TOLERANCE)
+        return f"{INDENT}Debug.Assert(Math.Abs({left} - {right}) < {tol!r}f);"
 
     def assertion(self, left: str, right: str) -> str:
         # Upstream compares non-primitives with .Equals, which is reference
