@@ -1,0 +1,30 @@
+"""Hack-resistant, fast execution sandbox for MultiPL-E C# programs (issue #2, section 4).
+
+Typical use::
+
+    from safurai_csharp.csharp import Executor, Limits, Program
+    results = Executor(Limits(timeout_s=10), workers=2).run(
+        [Program(prompt, completion, tests, mode="corrected")])
+    results[0].status, results[0].passed
+"""
+
+from .executor import Executor, SandboxError
+from .modes import MODES, apply_mode, build_program, changed_by_correction, instrument
+from .toolchain import ToolchainError, check_toolchain
+from .types import Limits, Program, Result, Status
+
+__all__ = [
+    "Executor",
+    "SandboxError",
+    "Limits",
+    "MODES",
+    "Program",
+    "Result",
+    "Status",
+    "ToolchainError",
+    "apply_mode",
+    "build_program",
+    "changed_by_correction",
+    "check_toolchain",
+    "instrument",
+]

@@ -1,0 +1,170 @@
+"""Test modes and assertion instrumentation: pure text rewrites of MultiPL-E tests.
+
+Only the *tests* text is rewritten; the prompt and the completion are never touched.
+
+* ``official``: the tests exactly as upstream ships them.
+* ``corrected``: every ``Debug.Assert(X.Equals(Y))`` becomes
+  ``Debug.Assert(global::SafuraiHarness.Eq.Structural(X, Y))``: structural equality
+  for lists, dictionaries, tuples (item-wise, so ``Tuple<long?,long?>`` matches a
+  ``Tuple<long?,long>``), nested collections and null results. This fixes upstream
+  MultiPL-E issue #71 (``List.Equals`` is reference equality, so no list/dict-returning
+  solution can pass) and ``HumanEval_12_longest`` (``null.Equals(null)`` throws).
+
+``instrument`` then turns each ``Debug.Assert(`` into
+``global::SafuraiHarness.Checker.Assert(<token>, `` so the harness can prove that
+every assertion site ran (see harness_cs.py).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+MODES = ("official", "corrected")
+
+_ASSERT = "Debug.Assert("
+_QUALIFIERS = ("global::System.Diagnostics.", "System.Diagnostics.")
+_IDENT = re.compile(r"[A-Za-z0-9_]")
+
+
+def code_mask(text: str) -> list[bool]:
+    """True for each character that is C# code (not inside a string, char or comment)."""
+    mask = [True] * len(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        start = i
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif c == "@" and i + 1 < n and text[i + 1] == '"':
+            i += 2
+            while i < n:
+                if text[i] == '"':
+                    if i + 1 < n and text[i + 1] == '"':
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                i += 1
+        elif c in "\"'":
+            i += 1
+            while i < n and text[i] != c and text[i] != "\n":
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        else:
+            i += 1
+            continue
+        for k in range(start, min(i, n)):
+            mask[k] = False
+    return mask
+
+
+def _close_paren(text: str, mask: list[bool], open_idx: int) -> int:
+    """Index of the ')' matching the '(' at open_idx, or -1."""
+    depth = 0
+    for k in range(open_idx, len(text)):
+        if not mask[k]:
+            continue
+        if text[k] in "([{":
+            depth += 1
+        elif text[k] in ")]}":
+            depth -= 1
+            if depth == 0:
+                return k if text[k] == ")" else -1
+    return -1
+
+
+def _assert_sites(text: str, mask: list[bool]) -> list[tuple[int, int, int]]:
+    """(start of the call incl. qualifier, index of '(', index of matching ')')."""
+    sites = []
+    pos = text.find(_ASSERT)
+    while pos >= 0:
+        start = pos
+        for q in _QUALIFIERS:
+            if text.startswith(q, pos - len(q)):
+                start = pos - len(q)
+                break
+        prev = text[start - 1] if start > 0 else " "
+        if mask[pos] and not _IDENT.match(prev) and prev != ".":
+            open_idx = pos + len(_ASSERT) - 1
+            close = _close_paren(text, mask, open_idx)
+            if close > 0:
+                sites.append((start, open_idx, close))
+        pos = text.find(_ASSERT, pos + 1)
+    return sites
+
+
+def _split_equals(arg: str) -> tuple[str, str] | None:
+    """Split ``X.Equals(Y)`` (the whole argument, at top level) into (X, Y)."""
+    stripped = arg.strip()
+    mask = code_mask(stripped)
+    if not stripped.endswith(")"):
+        return None
+    depth, k = 0, len(stripped)
+    # Walk back from the final ')' to its '(' and check it is a top-level `.Equals(`.
+    for k in range(len(stripped) - 1, -1, -1):
+        if not mask[k]:
+            continue
+        if stripped[k] in ")]}":
+            depth += 1
+        elif stripped[k] in "([{":
+            depth -= 1
+            if depth == 0:
+                break
+    else:
+        return None
+    head = stripped[:k]
+    if not head.endswith(".Equals") or len(head) == len(".Equals"):
+        return None
+    return head[: -len(".Equals")], stripped[k + 1 : -1]
+
+
+def apply_mode(tests: str, mode: str) -> str:
+    """Return the tests text for `mode` ('official' = unchanged, 'corrected')."""
+    if mode not in MODES:
+        raise ValueError(f"unknown test mode {mode!r}; allowed: {', '.join(MODES)}")
+    if mode == "official":
+        return tests
+    mask = code_mask(tests)
+    out, last = [], 0
+    for _start, open_idx, close in _assert_sites(tests, mask):
+        arg = tests[open_idx + 1 : close]
+        parts = _split_equals(arg)
+        if parts is None:
+            continue
+        x, y = parts
+        out.append(tests[last : open_idx + 1])
+        out.append(f"global::SafuraiHarness.Eq.Structural({x}, {y})")
+        last = close
+    out.append(tests[last:])
+    return "".join(out)
+
+
+def changed_by_correction(tests: str) -> bool:
+    return apply_mode(tests, "corrected") != tests
+
+
+def instrument(tests: str) -> tuple[str, list[int]]:
+    """Rewrite each Debug.Assert call site in `tests` to the harness checker.
+
+    Returns the new text and the random token of each site (all must run for a pass).
+    """
+    mask = code_mask(tests)
+    out, last, tokens = [], 0, []
+    for start, open_idx, _close in _assert_sites(tests, mask):
+        token = secrets.randbits(62) | 1
+        tokens.append(token)
+        out.append(tests[last:start])
+        out.append(f"global::SafuraiHarness.Checker.Assert(0x{token:x}L, ")
+        last = open_idx + 1
+    out.append(tests[last:])
+    return "".join(out), tokens
+
+
+def build_program(prompt: str, completion: str, tests: str, mode: str = "official") -> str:
+    """The MultiPL-E program text: prompt + completion + newline + tests (mode applied)."""
+    return prompt + completion + "\n" + apply_mode(tests, mode)

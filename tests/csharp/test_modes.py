@@ -1,0 +1,62 @@
+"""Pure text tests of the test-mode rewrite and the assertion instrumentation."""
+
+import re
+
+import pytest
+
+from safurai_csharp.csharp import apply_mode, build_program, changed_by_correction, instrument
+
+TESTS = (
+    "    }\n    public static void Main(string[] args) {\n"
+    '    Debug.Assert(F((new List<long>(new long[]{(long)1L}))).Equals((new List<long>(new long[]{(long)2L}))));\n'
+    '    Debug.Assert(G(("a)b(")).Equals(("x.Equals(y)")));\n'
+    "    Debug.Assert(H(1L) == (2L));\n"
+    "    // Debug.Assert(Commented().Equals(1));\n"
+    "    }\n\n}\n"
+)
+
+
+def test_official_is_identity():
+    assert apply_mode(TESTS, "official") == TESTS
+
+
+def test_corrected_rewrites_only_top_level_equals():
+    out = apply_mode(TESTS, "corrected")
+    assert (
+        "Debug.Assert(global::SafuraiHarness.Eq.Structural(F((new List<long>(new long[]{(long)1L}))), "
+        "(new List<long>(new long[]{(long)2L}))));" in out
+    )
+    # parentheses and `.Equals(` inside string literals do not confuse the matcher
+    assert 'Debug.Assert(global::SafuraiHarness.Eq.Structural(G(("a)b(")), ("x.Equals(y)")));' in out
+    assert "Debug.Assert(H(1L) == (2L));" in out
+    assert "// Debug.Assert(Commented().Equals(1));" in out  # comments untouched
+
+
+def test_unknown_mode_is_an_error():
+    with pytest.raises(ValueError, match="official, corrected"):
+        apply_mode(TESTS, "strict")
+
+
+def test_instrument_gives_each_site_a_distinct_token():
+    out, tokens = instrument(TESTS)
+    assert len(tokens) == 3 and len(set(tokens)) == 3
+    found = [int(t, 16) for t in re.findall(r"Checker\.Assert\(0x([0-9a-f]+)L, ", out)]
+    assert found == tokens
+    assert "// Debug.Assert(Commented()" in out
+    assert out.count("Debug.Assert(") == 1  # only the commented one is left
+
+
+def test_build_program_is_multipl_e_concatenation():
+    assert build_program("P{", "C", TESTS, "official") == "P{C\n" + TESTS
+
+
+def test_upstream_corrected_changes(upstream):
+    """Every upstream `.Equals` assertion is rewritten, and nothing else."""
+    changed = [n for n, r in upstream.items() if changed_by_correction(r["tests"])]
+    with_equals = [n for n, r in upstream.items() if ".Equals(" in r["tests"]]
+    assert changed == with_equals
+    assert "HumanEval_12_longest" in changed and "HumanEval_136_largest_smallest_integers" in changed
+    for name in changed:
+        out = apply_mode(upstream[name]["tests"], "corrected")
+        assert ".Equals(" not in out.replace("Eq.Structural", ""), name
+        assert out.count("Debug.Assert(") == upstream[name]["tests"].count("Debug.Assert(")
