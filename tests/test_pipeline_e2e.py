@@ -75,7 +75,7 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     by_stage = {r.data.tags["dvc.stage"]: r for r in runs}
     assert set(by_stage) == {"prepare_base", "benchmark", "eval_multipl_e@base"}
     ev = by_stage["eval_multipl_e@base"]
-    assert "corrected.pass@1" in ev.data.metrics and "official.pass@1" in ev.data.metrics
+    assert "corrected.pass_at_1" in ev.data.metrics and "official.pass_at_1" in ev.data.metrics
     assert ev.data.params["eval_multipl_e.max_new_tokens"] == "24"
     assert "input.model.sha256" in ev.data.tags and "input.benchmark.sha256" in ev.data.tags
 

@@ -27,6 +27,16 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+def metric_key(name: str) -> str:
+    """MLflow metric names allow no '@': pass@1 is logged as pass_at_1."""
+    return name.replace("@", "_at_")
+
+
+def log_metrics(mlflow: Any, metrics: Mapping[str, Any]) -> None:
+    mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import BenchmarkParams, ParamsError, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..tracking import stage_run
+from ..tracking import log_metrics, stage_run
 
 REQUIRED_FIELDS = ("name", "prompt", "tests", "stop_tokens")
 HUB_ID = "nuprl/MultiPL-E"
@@ -69,9 +69,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         write_jsonl(cfg.out, rows)
         write_json(cfg.metrics, metrics)
         flat = {"problems": metrics["problems"]}
-        flat.update({f"fidelity.{k}": v for k, v in metrics.get("fidelity", {}).items()
-                     if isinstance(v, (int, float))})
-        mlflow.log_metrics(flat)
+        flat.update({f"fidelity.{k}": v for k, v in metrics.get("fidelity", {}).items()})
+        log_metrics(mlflow, flat)
         mlflow.log_artifact(cfg.out)
     return metrics
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..config import EvalParams, ParamsError, SandboxParams, load_params
 from ..evaluation import score
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..tracking import stage_run
+from ..tracking import log_metrics, stage_run
 
 
 def make_executor(cfg: SandboxParams):
@@ -40,6 +40,7 @@ def generate(problems: list[dict[str, Any]], model_dir: Path, cfg: EvalParams) -
     for i, p in enumerate(problems):
         by_stops.setdefault(tuple(p["stop_tokens"]), []).append(i)
     completions: list[list[str]] = [[] for _ in problems]
+    stats: dict[str, Any] = {"generated_tokens": 0, "prompt_tokens": 0}
     start = time.perf_counter()
     for stops, idx in by_stops.items():
         sampling = SamplingConfig(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -47,10 +48,12 @@ def generate(problems: list[dict[str, Any]], model_dir: Path, cfg: EvalParams) -
         outs = engine.generate([strip_prompt(problems[i]["prompt"]) for i in idx], sampling)
         for i, texts in zip(idx, outs, strict=True):
             completions[i] = texts
-    seconds = time.perf_counter() - start
-    stats = {"seconds": seconds, **getattr(engine, "last_stats", {})}
-    if stats.get("generated_tokens"):
-        stats["tokens_per_s"] = stats["generated_tokens"] / seconds
+        for key in ("generated_tokens", "prompt_tokens"):
+            stats[key] += engine.last_stats.get(key, 0)
+        stats.update({k: v for k, v in engine.last_stats.items() if isinstance(v, str)})
+    engine.close()
+    stats["seconds"] = round(time.perf_counter() - start, 2)
+    stats["tokens_per_s"] = round(stats["generated_tokens"] / stats["seconds"], 1) if stats["seconds"] else 0.0
     return completions, stats
 
 
@@ -84,12 +87,13 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
                    inputs={"model": model_dir, "benchmark": params.benchmark.out}) as mlflow:
         completions, gen_stats = generate(problems, model_dir, cfg)
         records, metrics = evaluate(problems, completions, params)
-        metrics["generation"] = {k: round(v, 2) for k, v in gen_stats.items()}
+        metrics["generation"] = gen_stats
         write_jsonl(out, records)
         write_json(metrics_path, metrics)
-        flat = {f"{m}.{k}": v for m in cfg.modes for k, v in metrics[m].items() if isinstance(v, (int, float))}
-        flat.update({f"generation.{k}": v for k, v in metrics["generation"].items()})
-        mlflow.log_metrics(flat)
+        flat = {f"{m}.{k}": v for m in cfg.modes for k, v in metrics[m].items()}
+        flat.update({f"{m}.status.{s}": c for m in cfg.modes for s, c in metrics[m]["status"].items()})
+        flat.update({f"generation.{k}": v for k, v in gen_stats.items()})
+        log_metrics(mlflow, flat)
         mlflow.log_artifact(str(out))
         mlflow.log_artifact(str(metrics_path))
     return metrics

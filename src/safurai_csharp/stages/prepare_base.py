@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..config import load_params
-from ..tracking import stage_run
+from ..tracking import log_metrics, stage_run
 
 
 def run(params_path: str = "params.yaml") -> dict:
@@ -26,7 +26,7 @@ def run(params_path: str = "params.yaml") -> dict:
             dtype=cfg.dtype, revision=cfg.revision,
         )
         seconds = time.perf_counter() - start
-        mlflow.log_metrics({"seconds": seconds, "parameters": float(record["parameters"])})
+        log_metrics(mlflow, {"seconds": seconds, "parameters": record["parameters"]})
         mlflow.log_dict(record, "source.json")
         mlflow.set_tags({"base_model.source": cfg.source, "base_model.kind": record.get("kind", "")})
     return record
