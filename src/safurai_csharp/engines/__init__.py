@@ -1,0 +1,44 @@
+"""Generation engines: one small Protocol, an explicit registry, MultiPL-E's prompt/stop rules.
+
+MultiPL-E is completion-style: the model continues the raw prompt text (no chat template),
+and each completion is cut at the first stop token. The caller strips prompts with
+`strip_prompt` (MultiPL-E's `prompt.strip()`); engines take prompts as given.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from .base import Engine, SamplingConfig, stop_at_stop_token, strip_prompt
+from .hf_engine import HFEngine
+from .vllm_engine import VLLMEngine
+
+
+ENGINES: dict[str, type] = {"hf": HFEngine, "vllm": VLLMEngine}
+
+
+def _accepted(cls: type) -> set[str]:
+    return {n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "model_dir")}
+
+
+def make_engine(name: str, model_dir: Path, **options: Any) -> Engine:
+    """Build engine `name` on a checkpoint directory.
+
+    params.yaml has one `engine_options` block shared by every engine, so options that only
+    another registered engine understands are dropped here (e.g. batch_size for vllm); an
+    option no engine knows is an error.
+    """
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}")
+    known = set().union(*(_accepted(c) for c in ENGINES.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown engine option(s) {unknown}; known: {', '.join(sorted(known))}")
+    mine = _accepted(ENGINES[name])
+    return ENGINES[name](Path(model_dir), **{k: v for k, v in options.items() if k in mine})
+
+
+__all__ = ["ENGINES", "Engine", "HFEngine", "SamplingConfig", "VLLMEngine", "make_engine",
+           "stop_at_stop_token", "strip_prompt"]

@@ -1,0 +1,154 @@
+"""`hf` engine: transformers `generate`, batched with left padding.
+
+Slower than vLLM (no paged KV cache, a batch runs until its longest row ends) but needs
+nothing beyond transformers, works on any machine and any architecture transformers knows.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import SamplingConfig, stop_at_stop_token
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), per oneDNN.
+
+    Without it, bf16 matmuls are emulated and slower than float32.
+    """
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto`: bf16 where the hardware computes in bf16, else float16 on GPU / float32 on CPU."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if cpu_supports_bf16() else "float32"
+
+
+def _stop_criteria(tokenizer, stops: list[str], prompt_width: int):
+    """Ends a row once its *generated* text contains a stop string.
+
+    transformers' built-in `stop_strings` matches the end of prompt + completion, so a prompt
+    ending in "{" plus a generated " {" would stop on the stop string "{ {" before MultiPL-E
+    would; vLLM, like MultiPL-E, looks at the completion only. Decoding the new tokens of each
+    row every step costs milliseconds next to a forward pass.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnCompletionText(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in texts], device=input_ids.device)
+
+    return StopOnCompletionText()
+
+
+class HFEngine:
+    name = "hf"
+
+    def __init__(self, model_dir: Path, *, dtype: str = "auto", batch_size: int = 32, seed: int = 0) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, self.dtype), trust_remote_code=False
+        ).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        if self.tokenizer.pad_token_id is None:  # left padding needs some pad id; masked out anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.last_stats: dict[str, Any] = {}
+
+    def _decode(self, prompt_ids: list[int], new_ids: list[int]) -> str:
+        """The text the new tokens add to the prompt.
+
+        Decoding prompt + completion and removing the decoded prompt keeps word-boundary
+        spaces that some tokenizers (SentencePiece) drop when a suffix is decoded alone.
+        """
+        tok = self.tokenizer
+        prefix = tok.decode(prompt_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        full = tok.decode(prompt_ids + new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if full.startswith(prefix):
+            return full[len(prefix):]
+        return tok.decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _count_generated(self, new_ids: list[int]) -> int:
+        # Rows that finished early are padded; count up to and including the first EOS.
+        pad = self.tokenizer.pad_token_id
+        for i, t in enumerate(new_ids):
+            if t in self.eos_ids:
+                return i + 1
+            if t == pad:
+                return i
+        return len(new_ids)
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]:
+        import torch
+
+        start = time.perf_counter()
+        torch.manual_seed(sampling.seed if sampling.seed is not None else self.seed)
+        # Greedy samples are identical: decode each prompt once and repeat it n times.
+        per_prompt = 1 if sampling.greedy else sampling.n
+        chunk = max(1, self.batch_size // per_prompt)
+        # Special tokens as MultiPL-E and vLLM add them (a BOS for Llama-family tokenizers).
+        encoded = [self.tokenizer(p).input_ids for p in prompts]
+        # Longest first: rows of similar length share a batch, so less padding is computed.
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        results: list[list[str]] = [[] for _ in prompts]
+        generated = prompt_tokens = 0
+        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
+                                  "pad_token_id": self.tokenizer.pad_token_id,
+                                  "num_return_sequences": per_prompt}
+        if sampling.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+        for b in range(0, len(order), chunk):
+            idx = order[b:b + chunk]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
+            width = batch["input_ids"].shape[1]
+            stopping = [_stop_criteria(self.tokenizer, sampling.stop, width)] if sampling.stop else []
+            with torch.inference_mode():
+                out = self.model.generate(**batch, **kwargs, stopping_criteria=stopping)
+            for row, seq in enumerate(out.tolist()):
+                i = idx[row // per_prompt]
+                new_ids = seq[width:]
+                n_new = self._count_generated(new_ids)
+                generated += n_new
+                text = self._decode(encoded[i], new_ids[:n_new])
+                results[i].append(stop_at_stop_token(text, sampling.stop))
+            prompt_tokens += sum(len(encoded[i]) for i in idx) * per_prompt
+        if sampling.greedy:
+            results = [r * sampling.n for r in results]
+        self.last_stats = {"engine": self.name, "dtype": self.dtype, "generated_tokens": generated,
+                           "prompt_tokens": prompt_tokens, "seconds": time.perf_counter() - start}
+        return results
+
+    def close(self) -> None:
+        """Release the model (nothing runs in other processes)."""
+        self.model = None

