@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5.0, help="per-program wall time (upstream: 5 s)")
     ap.add_argument("--timeouts", type=int, default=2, help="infinite loops planted in the synthetic mix")
-    ap.add_argument("--batch-size", type=int, default=48)
+    ap.add_argument("--batch-size", type=int, default=160)
     ap.add_argument("--skip-alone", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
     a = ap.parse_args(argv)
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     programs = [p for _, p in items]
     limits = Limits(timeout_s=a.timeout)
     report: dict = {"programs": len(programs), "workers": a.workers, "timeout_s": a.timeout,
-                    "mix": dict(collections.Counter(kinds))}
+                    "batch_size": a.batch_size, "mix": dict(collections.Counter(kinds)),
+                    "loadavg_1m_start": round(os.getloadavg()[0], 2)}
 
     t0 = time.monotonic()
     ours = Executor(limits, workers=a.workers, batch=True, batch_size=a.batch_size).run(programs)
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         disagree = [i for i in honest if (base[i] == "OK") != ours[i].passed]
         hacks_passed_upstream = sum(1 for i, k in enumerate(kinds) if k in HACKS and base[i] == "OK")
         report["pass_fail_disagreements_on_honest"] = len(disagree)
+        # our compiles go through the warm in-process compiler: same verdicts as a fresh mcs?
+        report["compile_error_vs_baseline_mismatches"] = sum(
+            1 for b, o in zip(base, ours) if (b == "SyntaxError") != (o.status is Status.COMPILE_ERROR))
         report["disagreement_examples"] = [
             {"name": programs[i].name, "kind": kinds[i], "baseline": base[i], "ours": ours[i].status.value}
             for i in disagree[:5]
@@ -183,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         report["hacks_passed_by_baseline"] = hacks_passed_upstream
         report["hacks_passed_by_ours"] = sum(1 for i, k in enumerate(kinds) if k in HACKS and ours[i].passed)
         report["speedup_vs_baseline"] = round(report["baseline_s"] / report["ours_batch_s"], 2)
+    report["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report))
     ok = report.get("batch_vs_alone_mismatches", 0) == 0 and report.get("pass_fail_disagreements_on_honest", 0) == 0
+    ok = ok and report.get("compile_error_vs_baseline_mismatches", 0) == 0
     ok = ok and report.get("hacks_passed_by_ours", 0) == 0
     return 0 if ok else 1
 

@@ -57,6 +57,11 @@ CASES: dict[str, tuple[str, set]] = {
     "clear_trace_listeners": (
         "        return a - b;\n    }\n    static Problem() { Trace.Listeners.Clear(); Debug.Listeners.Clear(); }\n"
         "    static void Unused() {\n", {AF}),
+    # A failed Debug.Assert / Debug.Fail in the completion's own code fails the program
+    # (upstream semantics), also after another program reset the listeners in a batch.
+    "own_debug_assert_fails": ("        Debug.Assert(a < 0, \"own check\");\n        return a + b;\n", {AF}),
+    "own_debug_fail": ("        Debug.Fail(\"nope\");\n        return a + b;\n", {AF}),
+    "trace_write_is_harmless": ("        Trace.WriteLine(\"x\"); Debug.WriteLine(\"y\");\n        return a + b;\n", {P}),
     # Shadow Debug.Assert with a no-op for the tests that follow.
     "shadow_debug_class": (
         "        return a - b;\n    }\n    class Debug { public static void Assert(bool c) { } }\n"

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from safurai_csharp.csharp import Executor, Limits, Program, Status
-from safurai_csharp.csharp.sandbox import SANDBOX_UID_BASE
 
 from _csharp_cases import CASES, PROMPT, TESTS
 from _csharp_cases import needs_toolchain
@@ -17,8 +16,7 @@ LIMITS = Limits(timeout_s=3, cpu_s=6, memory_mb=512, max_output_bytes=1 << 16)
 WORKERS = 2
 
 
-def _sandbox_uid_processes() -> list[str]:
-    uids = range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + WORKERS)
+def _sandbox_uid_processes(uids) -> list[str]:
     left = []
     for e in os.scandir("/proc"):
         if e.name.isdigit():
@@ -43,11 +41,15 @@ def runs():
     try:
         names = list(CASES)
         programs = [Program(PROMPT, CASES[n][0].replace("PORT", str(port)), TESTS, name=n) for n in names]
-        out = {}
+        out, uids = {}, set()
         for batch in (False, True):
             t0 = time.monotonic()
-            results = Executor(LIMITS, workers=WORKERS, batch=batch, batch_size=8).run(programs)
+            ex = Executor(LIMITS, workers=WORKERS, batch=batch, batch_size=8)
+            results = ex.run(programs)
             out[batch] = (dict(zip(names, results)), time.monotonic() - t0)
+            assert len(set(ex.uids_used)) == (2 * WORKERS if os.geteuid() == 0 else 0)
+            uids |= set(ex.uids_used)
+        out["uids"] = uids
         return out
     finally:
         os.environ.pop("SAFURAI_TEST_SECRET", None)
@@ -71,11 +73,13 @@ def test_batch_verdicts_equal_alone(runs):
 
 def test_nothing_left_running_and_runs_bounded(runs):
     # a killed PID namespace is torn down asynchronously: give it a moment
+    uids = runs["uids"]
     deadline = time.monotonic() + 5
-    while _sandbox_uid_processes() and time.monotonic() < deadline:
+    while _sandbox_uid_processes(uids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _sandbox_uid_processes() == []
-    for batch, (_, seconds) in runs.items():
+    assert _sandbox_uid_processes(uids) == []
+    for batch in (False, True):
+        seconds = runs[batch][1]
         assert seconds < 60, (batch, seconds)
 
 

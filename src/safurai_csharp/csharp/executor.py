@@ -7,11 +7,15 @@ Batch mode (same verdicts as alone, by construction):
   ``compile_error`` verdict); the rest is recompiled until the batch builds. The
   runner checks each sentinel is a top-level type, which catches a program whose
   unbalanced braces were "repaired" by the wrapper (it is then handled alone).
+  Every compile goes to the worker's warm compile server (compile_server.py); a
+  fresh ``mono mcs.exe`` redoes any compile the server cannot answer cleanly.
 * run: one mono process runs the chunk's programs one after the other (fresh console
   capture, trace listener and culture for each). Only a clean ``pass`` (every
   assertion token seen) or ``assertion_failed`` without stray threads is taken from
   a batch; anything else, and the program in flight when the runner died, timed out
   or flooded its output, is rerun alone.
+* scheduling only (never a verdict): programs naming a process-ending call go alone
+  directly, and a batch gives each program at most ``_BATCH_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import queue
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,13 +35,15 @@ from pathlib import Path
 
 from .harness_cs import HARNESS_SOURCE
 from .modes import apply_mode, instrument
+from .compile_server import MCS_EXE, SERVER_IN_SANDBOX, CompileServer, Reply, server_exe
 from .sandbox import Outcome, Sandbox
+from .uids import allocate_uids
 from .toolchain import check_toolchain
-from .types import Limits, Program, Result, Status
+from .types import Limits, Program, Result, SandboxError, Status
 
 log = logging.getLogger(__name__)
 
-MCS = ["mono", "/usr/lib/mono/4.5/mcs.exe", "-d:DEBUG", "-r:System.Numerics.dll"]
+MCS_ARGS = ["-d:DEBUG", "-r:System.Numerics.dll"]  # MultiPL-E's flags
 MCS_FLAGS = ["-main:SafuraiHarness.Entry", "-nowarn:0162,0168,0219,0414,0649,0169,0436"]
 RESOURCE_EXCEPTIONS = {
     "System.OutOfMemoryException",
@@ -44,8 +51,13 @@ RESOURCE_EXCEPTIONS = {
     "System.Threading.ThreadStartException",
     "System.ExecutionEngineException",  # mono's answer when it cannot start a thread
 }
-_ERR_LINE = re.compile(rb"/job/p(\d+)\.cs\(\d+,\d+\): error")
+_ERR_LINE = re.compile(r"/job/p(\d+)\.cs\(\d+,\d+\): error")
 _STARTUP_SLACK_S = 5.0
+_ENDS_PROCESS = re.compile(r"\bEnvironment\s*\.\s*(?:Exit|FailFast)\b|\.\s*Kill\s*\(")
+_BATCH_TIMEOUT_S = 1.0
+_SERVER_WAIT_S = 20.0  # server start-up; base of a request's wall clock (+0.5 s a file)
+_SERVER_MAX_REQUESTS = 100  # then a fresh server: mcs's emitted assemblies stay in memory
+_SERVER_START_TRIES = 3
 _BATCH_CLEAN = (Status.PASS, Status.ASSERTION_FAILED, Status.EXCEPTION, Status.NO_VERDICT)
 _DETAIL_MAX = 300
 
@@ -127,55 +139,134 @@ def _classify_alone(out: Outcome, nonce: str, tokens: frozenset[int]) -> Result:
     return Result(Status.NO_VERDICT, f"exit {out.returncode} without verdict; {tail}")
 
 
-class SandboxError(RuntimeError):
-    pass
+@dataclass
+class _Compiled:
+    ok: bool  # the compiler succeeded and wrote the executable
+    text: str  # diagnostics, paths as a compile with the job dir at /job prints them
+    uncertain: bool = False  # killed (time/output): errors cannot be attributed
+
+
+@dataclass
+class _Worker:
+    """One worker: a compile uid (with its warm compile server) and a run uid.
+
+    ``root`` is bound at /job for the compile server for the whole run; each chunk
+    gets its own subdirectory, and every program run sees only its chunk's
+    directory (read-only) at /job.
+    """
+
+    compile_sb: Sandbox
+    run_sb: Sandbox
+    root: Path
+    server: CompileServer | None = None
+    server_starts_failed: int = 0
+    jobs: int = 0
+
+    def new_job(self) -> Path:
+        self.jobs += 1
+        job = self.root / f"c{self.jobs}"
+        job.mkdir()
+        self.compile_sb.prepare_dir(job)
+        return job
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.chmod(path, 0o644)  # readable by the sandbox uids whatever our umask
+
+
+def start_compile_server(sb: Sandbox, root: Path, lim: Limits) -> CompileServer | None:
+    """A compile server in sb's sandbox with root bound (writable) at /job."""
+    argv = sb.argv(
+        ["mono", SERVER_IN_SANDBOX, MCS_EXE],
+        job_dir=root,
+        job_writable=True,
+        # lifetime CPU budget; each request also has its own wall clock
+        cpu_s=int(lim.compile_timeout_s) + 2 * _SERVER_MAX_REQUESTS,
+        memory_mb=lim.memory_mb,
+        max_tasks=lim.max_tasks,
+        file_size_mb=lim.file_size_mb,
+        max_open_files=lim.max_open_files,
+        ro_files=((str(server_exe()), SERVER_IN_SANDBOX),),
+    )
+    return CompileServer.start(sb.start(argv), _SERVER_WAIT_S, _SERVER_MAX_REQUESTS)
 
 
 class Executor:
     """Run programs in the sandbox; results come back in input order."""
 
-    def __init__(self, limits: Limits | None = None, workers: int = 2, batch: bool = True, batch_size: int = 48):
+    def __init__(self, limits: Limits | None = None, workers: int = 2, batch: bool = True, batch_size: int = 160):
         check_toolchain()
         self.limits = limits or Limits()
         self.workers = max(1, workers)
         self.batch = batch
         self.batch_size = max(1, batch_size)
-        self._ids: queue.Queue[int] = queue.Queue()
-        for w in range(self.workers):
-            self._ids.put(w)
+        self.use_compile_server = True  # False: a fresh `mono mcs.exe` for every compile
+        self.uids_used: tuple[int, ...] = ()  # sandbox uids held by the last run (root)
 
     # -- public -------------------------------------------------------------------
     def run(self, programs: list[Program]) -> list[Result]:
         units = [_prepare(i, p) for i, p in enumerate(programs)]
         results: list[Result | None] = [None] * len(units)
         if self.batch:
-            tasks = [units[i : i + self.batch_size] for i in range(0, len(units), self.batch_size)]
+            # Big chunks amortise the runner and the batch compiles, but every worker
+            # should get one: a chunk is at most batch_size, at most 1/workers of it all.
+            size = min(self.batch_size, max(1, -(-len(units) // self.workers)))
+            tasks = [units[i : i + size] for i in range(0, len(units), size)]
             fn = self._run_chunk
         else:
             tasks = [[u] for u in units]
             fn = self._run_single
-        with tempfile.TemporaryDirectory(prefix="safurai-sbx-") as root:
-            os.chmod(root, 0o711)  # the sandbox uid must reach its job directory
-            with ThreadPoolExecutor(self.workers) as pool:
-                for chunk_results in pool.map(lambda t: self._with_worker(fn, t, Path(root)), tasks):
-                    for idx, res in chunk_results.items():
-                        results[idx] = res
+        server_ok = self.use_compile_server
+        if server_ok:
+            try:
+                server_exe()  # build it once, before the workers race for it
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                log.warning("C# compile server unavailable (%s); using a fresh mcs per compile", e)
+                server_ok = False
+        # Two uids per worker: compiles (and the server's threads) never count against
+        # the RLIMIT_NPROC budget of a program run.
+        with allocate_uids(2 * self.workers) as uids, tempfile.TemporaryDirectory(prefix="safurai-sbx-") as root:
+            os.chmod(root, 0o711)  # the sandbox uids must reach their job directories
+            self.uids_used = tuple(uids) if os.geteuid() == 0 else ()
+            idle: queue.Queue[_Worker] = queue.Queue()
+            workers = []
+            for w in range(self.workers):
+                wroot = Path(root) / f"w{w}"
+                wroot.mkdir()
+                wk = _Worker(Sandbox(uids[2 * w]), Sandbox(uids[2 * w + 1]), wroot)
+                if not server_ok:
+                    wk.server_starts_failed = _SERVER_START_TRIES
+                wk.compile_sb.prepare_dir(wroot)
+                workers.append(wk)
+                idle.put(wk)
+            try:
+                with ThreadPoolExecutor(self.workers) as pool:
+                    for chunk_results in pool.map(lambda t: self._with_worker(fn, t, idle), tasks):
+                        for idx, res in chunk_results.items():
+                            results[idx] = res
+            finally:
+                for wk in workers:
+                    wk.stop_server()
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
     # -- plumbing -----------------------------------------------------------------
-    def _with_worker(self, fn, units: list[_Unit], root: Path) -> dict[int, Result]:
-        worker = self._ids.get()
+    def _with_worker(self, fn, units: list[_Unit], idle: "queue.Queue[_Worker]") -> dict[int, Result]:
+        wk = idle.get()
         try:
-            job = Path(tempfile.mkdtemp(dir=root))
+            job = wk.new_job()
             try:
-                sb = Sandbox(worker)
-                sb.prepare_dir(job)
-                return fn(sb, job, units)
+                return fn(wk, job, units)
             finally:
                 shutil.rmtree(job, ignore_errors=True)
         finally:
-            self._ids.put(worker)
+            idle.put(wk)
 
     def _sandboxed(self, sb: Sandbox, job: Path, cmd: list[str], *, writable: bool, cpu_s: int, **run_kw) -> Outcome:
         lim = self.limits
@@ -196,18 +287,56 @@ class Executor:
             raise SandboxError(out.stderr_tail.decode("utf-8", "replace")[:_DETAIL_MAX])
         return out
 
-    def _compile(self, sb: Sandbox, job: Path, files: list[str], exe: str) -> Outcome:
-        (job / "harness.cs").write_text(HARNESS_SOURCE)
-        cmd = MCS + MCS_FLAGS + [f"-out:/job/{exe}", "/job/harness.cs"] + [f"/job/{f}" for f in files]
+    def _compile(self, wk: _Worker, job: Path, files: list[str], exe: str) -> _Compiled:
+        """Compile with the warm server; a fresh `mono mcs.exe` when it cannot answer."""
         lim = self.limits
-        return self._sandboxed(
-            sb, job, cmd, writable=True, cpu_s=int(lim.compile_timeout_s) + 1,
-            wall_s=lim.compile_timeout_s, out_cap=4 << 20,
+        if not (job / "harness.cs").exists():
+            _write(job / "harness.cs", HARNESS_SOURCE)
+        sub = f"/job/{job.name}/"
+        args = MCS_ARGS + MCS_FLAGS + [f"-out:{sub}{exe}", f"{sub}harness.cs"] + [sub + f for f in files]
+        reply = self._server_compile(wk, args, min(lim.compile_timeout_s, _SERVER_WAIT_S + 0.5 * len(files)))
+        if reply is not None and reply.ok == (job / exe).exists():
+            if reply.ok:
+                os.chmod(job / exe, 0o644)
+            return _Compiled(reply.ok, reply.text.replace(sub, "/job/"))
+        (job / exe).unlink(missing_ok=True)
+        cmd = ["mono", MCS_EXE] + MCS_ARGS + MCS_FLAGS + [f"-out:/job/{exe}", "/job/harness.cs"]
+        out = self._sandboxed(
+            wk.compile_sb, job, cmd + [f"/job/{f}" for f in files], writable=True,
+            cpu_s=int(lim.compile_timeout_s) + 1, wall_s=lim.compile_timeout_s, out_cap=4 << 20,
         )
+        ok = out.returncode == 0 and (job / exe).exists()
+        if ok:
+            os.chmod(job / exe, 0o644)
+        text = (out.stdout + out.stderr_tail).decode("utf-8", "replace")
+        if out.timed_out:
+            text = "compiler time limit\n" + text
+        return _Compiled(ok, text, out.timed_out or out.output_capped)
+
+    def _server_compile(self, wk: _Worker, args: list[str], timeout_s: float) -> Reply | None:
+        if wk.server_starts_failed >= _SERVER_START_TRIES:
+            return None
+        if wk.server is not None and not wk.server.alive:
+            wk.stop_server()  # crashed, or recycled to bound the compiler's memory growth
+        if wk.server is None:
+            wk.server = start_compile_server(wk.compile_sb, wk.root, self.limits)
+            if wk.server is None:
+                wk.server_starts_failed += 1
+                log.warning("C# compile server did not start; using a fresh mcs per compile")
+                return None
+        reply = wk.server.compile(args, timeout_s)
+        if reply is None:
+            log.info("C# compile server gave no trustworthy answer; restarting it")
+            wk.stop_server()
+        return reply
 
     def _run_exe(self, sb: Sandbox, job: Path, exe: str, jobs: list[str], nonce: str, batch: bool) -> Outcome:
         lim = self.limits
-        stdin = f"{nonce}\n{int(lim.timeout_s * 1000)}\n{lim.max_output_bytes}\n" + "".join(j + "\n" for j in jobs)
+        # In a batch a program gets a shorter clock: one that needs more is rerun alone
+        # with the full timeout (which alone decides every timeout verdict), so an
+        # infinite loop costs _BATCH_TIMEOUT_S + timeout_s instead of twice timeout_s.
+        timeout_s = min(lim.timeout_s, _BATCH_TIMEOUT_S) if batch else lim.timeout_s
+        stdin = f"{nonce}\n{int(timeout_s * 1000)}\n{lim.max_output_bytes}\n" + "".join(j + "\n" for j in jobs)
         n = len(jobs)
         # The runner's own stdout carries only verdict lines; a program writing to the
         # raw fd counts against the same cap, scaled by the number of programs.
@@ -216,53 +345,56 @@ class Executor:
             cpu_s=int(lim.cpu_s * n) + 1,
             stdin=stdin.encode(),
             wall_s=n * (lim.timeout_s + 1) + _STARTUP_SLACK_S,
-            idle_s=lim.timeout_s + _STARTUP_SLACK_S if batch else None,
+            idle_s=timeout_s + _STARTUP_SLACK_S if batch else None,
             progress_marker=f"@@{nonce} ".encode(),
             out_cap=lim.max_output_bytes * n + 4096 * n,
         )
 
     # -- one program, one compile, one run ------------------------------------------
-    def _run_single(self, sb: Sandbox, job: Path, units: list[_Unit]) -> dict[int, Result]:
-        return {u.index: self._alone(sb, job, u) for u in units}
+    def _run_single(self, wk: _Worker, job: Path, units: list[_Unit]) -> dict[int, Result]:
+        return {u.index: self._alone(wk, job, u) for u in units}
 
-    def _alone(self, sb: Sandbox, job: Path, u: _Unit, compiled: bool = False) -> Result:
+    def _alone(self, wk: _Worker, job: Path, u: _Unit) -> Result:
         src = f"a{u.index}.cs"
         exe = f"a{u.index}.exe"
-        if not compiled:
-            (job / src).write_text(u.source)
-            out = self._compile(sb, job, [src], exe)
-            if out.returncode != 0 or not (job / exe).exists():
-                text = (out.stdout + out.stderr_tail).decode("utf-8", "replace")
-                errs = [l for l in text.splitlines() if "error CS" in l]
-                if out.timed_out:
-                    return Result(Status.COMPILE_ERROR, "compiler time limit")
-                return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:_DETAIL_MAX] or text[-_DETAIL_MAX:])
+        _write(job / src, u.source)
+        comp = self._compile(wk, job, [src], exe)
+        if not comp.ok:
+            if comp.text.startswith("compiler time limit"):
+                return Result(Status.COMPILE_ERROR, "compiler time limit")
+            errs = [l for l in comp.text.splitlines() if "error CS" in l]
+            return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:_DETAIL_MAX] or comp.text[-_DETAIL_MAX:])
         nonce = secrets.token_hex(16)
-        out = self._run_exe(sb, job, exe, ["0 Problem -"], nonce, batch=False)
+        out = self._run_exe(wk.run_sb, job, exe, ["0 Problem -"], nonce, batch=False)
         return _classify_alone(out, nonce, u.tokens)
 
     # -- batches ------------------------------------------------------------------------
-    def _run_chunk(self, sb: Sandbox, job: Path, units: list[_Unit]) -> dict[int, Result]:
-        results: dict[int, Result] = {}
+    def _run_chunk(self, wk: _Worker, job: Path, units: list[_Unit]) -> dict[int, Result]:
+        # Scheduling only: a program that names a process-ending call would most
+        # likely kill the batch runner (costing a fresh runner for the rest of the
+        # chunk) and be rerun alone anyway, so it goes straight to its own run.
+        results: dict[int, Result] = {u.index: self._alone(wk, job, u) for u in units if _ENDS_PROCESS.search(u.source)}
+        units = [u for u in units if u.index not in results]
+        if not units:
+            return results
         by_idx = {u.index: u for u in units}
         salt = secrets.token_hex(6)
         ns = {u.index: f"N{salt}_{u.index}" for u in units}
         for u in units:
             wrapped = f"namespace {ns[u.index]} {{\n{u.source}\nclass SafuraiSentinel {{}}\n}}\n"
-            (job / f"p{u.index}.cs").write_text(wrapped)
+            _write(job / f"p{u.index}.cs", wrapped)
         pending = [u.index for u in units]
         attempt = 0
         while pending:
             attempt += 1
-            out = self._compile(sb, job, [f"p{i}.cs" for i in pending], f"b{attempt}.exe")
-            if out.returncode == 0 and (job / f"b{attempt}.exe").exists():
+            comp = self._compile(wk, job, [f"p{i}.cs" for i in pending], f"b{attempt}.exe")
+            if comp.ok:
                 break
-            text = out.stdout + out.stderr_tail
-            blamed = {int(m.group(1)) for m in _ERR_LINE.finditer(text)} & set(pending)
-            if not blamed or out.timed_out or out.output_capped:
+            blamed = {int(m.group(1)) for m in _ERR_LINE.finditer(comp.text)} & set(pending)
+            if not blamed or comp.uncertain:
                 blamed = set(pending)  # cannot attribute: everyone is handled alone
             for i in sorted(blamed):
-                results[i] = self._alone(sb, job, by_idx[i])
+                results[i] = self._alone(wk, job, by_idx[i])
             pending = [i for i in pending if i not in blamed]
         if not pending:
             return results
@@ -270,14 +402,14 @@ class Executor:
         while pending:
             nonce = secrets.token_hex(16)
             jobs = [f"{i} {ns[i]}.Problem {ns[i]}.SafuraiSentinel" for i in pending]
-            out = self._run_exe(sb, job, exe, jobs, nonce, batch=True)
+            out = self._run_exe(wk.run_sb, job, exe, jobs, nonce, batch=True)
             verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
             rest: list[int] = []
             for k, i in enumerate(pending):
                 lines = verdicts.get(i)
                 if lines is None:
                     # In flight when the runner stopped: rerun alone, the rest go on.
-                    results[i] = self._alone(sb, job, by_idx[i])
+                    results[i] = self._alone(wk, job, by_idx[i])
                     rest = pending[k + 1 :]
                     break
                 res = _from_verdict(lines, by_idx[i].tokens)
@@ -293,7 +425,7 @@ class Executor:
                     res.batched = True
                     results[i] = res
                 else:
-                    results[i] = self._alone(sb, job, by_idx[i])
+                    results[i] = self._alone(wk, job, by_idx[i])
                     if lines[-1][1]:  # dirty: the runner stopped after this program
                         rest = pending[k + 1 :]
                         break

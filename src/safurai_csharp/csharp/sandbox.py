@@ -8,7 +8,9 @@ What protects what (see docs/sandbox.md):
   tmpfs; ``--remount-ro /`` leaves nothing else writable; ``--clearenv`` drops the
   caller's environment.
 * as root the sandbox runs under a dedicated unprivileged uid (``setpriv``), which is
-  what makes RLIMIT_NPROC (thread/fork bombs) enforceable and drops all privileges.
+  what makes RLIMIT_NPROC (thread/fork bombs) enforceable and drops all privileges;
+  uids are held exclusively per run (uids.py), so concurrent Executors never share
+  an RLIMIT_NPROC account.
 * rlimits via util-linux ``prlimit``: AS (memory), CPU, FSIZE, NOFILE, NPROC.
 * the parent enforces wall time and output size and kills the whole process group.
 """
@@ -26,7 +28,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SANDBOX_UID_BASE = 61000  # worker w runs as uid/gid SANDBOX_UID_BASE + w when root
 _STDERR_KEEP = 4096
 
 
@@ -79,11 +80,13 @@ def _user_task_count(uid: int) -> int:
 class Sandbox:
     """Builds and runs sandboxed commands for one worker."""
 
-    def __init__(self, worker: int = 0):
-        self.worker = worker
+    def __init__(self, uid: int | None = None):
+        """uid: the sandbox uid/gid when root (from uids.allocate_uids); ignored otherwise."""
         self.is_root = os.geteuid() == 0
-        self.uid = SANDBOX_UID_BASE + worker if self.is_root else os.getuid()
-        self.gid = SANDBOX_UID_BASE + worker if self.is_root else os.getgid()
+        if self.is_root and uid is None:
+            raise ValueError("a sandbox uid is required when running as root")
+        self.uid = uid if self.is_root else os.getuid()
+        self.gid = uid if self.is_root else os.getgid()
 
     def prepare_dir(self, path: Path) -> None:
         """Make a host job directory usable by the sandbox uid (root mode)."""
@@ -102,7 +105,9 @@ class Sandbox:
         max_tasks: int,
         file_size_mb: int,
         max_open_files: int,
+        ro_files: tuple[tuple[str, str], ...] = (),
     ) -> list[str]:
+        """ro_files: extra (host path, sandbox path) read-only binds (our own tools)."""
         if self.is_root:
             nproc = max_tasks
         else:
@@ -126,10 +131,27 @@ class Sandbox:
         argv += _ro_system_binds()
         argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(fsize), "--tmpfs", "/tmp"]
         argv += ["--bind" if job_writable else "--ro-bind", str(job_dir), "/job"]
+        for src, dst in ro_files:
+            argv += ["--ro-bind", src, dst]
         argv += ["--remount-ro", "/", "--chdir", "/tmp"]
         argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp"]
         argv += ["--setenv", "LANG", "C.UTF-8", "--setenv", "MONO_GC_PARAMS", "nursery-size=8m"]
         return argv + ["--"] + cmd
+
+    def start(self, argv: list[str]) -> subprocess.Popen:
+        """Start a long-lived sandboxed process (the compile server) with binary pipes.
+
+        stderr is discarded: only the nonce-tagged replies on stdout are trusted.
+        """
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            close_fds=True,
+        )
 
     def run(
         self,
@@ -200,11 +222,11 @@ class Sandbox:
             if capped:
                 break
         if timed_out or capped:
-            _kill_group(proc)
+            kill_group(proc)
         try:
             rc = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             rc = proc.wait()
         sel.close()
         proc.stdout.close()
@@ -212,7 +234,7 @@ class Sandbox:
         return Outcome(bytes(out[:out_cap]), bytes(err), rc, timed_out, capped, time.monotonic() - t0)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     # Kill the sandbox's PID-namespace init (bwrap's child) first: the kernel then
     # kills every process in the namespace (threads, forks) and the outer bwrap reaps
     # it and exits. Killing only the outer bwrap would orphan the inner one to PID 1,

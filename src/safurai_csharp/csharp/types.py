@@ -53,3 +53,7 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"status": self.status.value, "passed": self.passed, "detail": self.detail}
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (never a verdict on a program)."""
