@@ -51,12 +51,39 @@ def test_build_program_is_multipl_e_concatenation():
 
 
 def test_upstream_corrected_changes(upstream):
-    """Every upstream `.Equals` assertion is rewritten, and nothing else."""
+    """Every upstream `.Equals` assertion is rewritten; the only other change is dropping
+    HumanEval_92's two contradicting assertions."""
     changed = [n for n, r in upstream.items() if changed_by_correction(r["tests"])]
     with_equals = [n for n, r in upstream.items() if ".Equals(" in r["tests"]]
-    assert changed == with_equals
+    assert sorted(changed) == sorted(with_equals + ["HumanEval_92_any_int"])
     assert "HumanEval_12_longest" in changed and "HumanEval_136_largest_smallest_integers" in changed
-    for name in changed:
+    tests92 = upstream["HumanEval_92_any_int"]["tests"]
+    assert apply_mode(tests92, "corrected").count("Debug.Assert(") == tests92.count("Debug.Assert(") - 2
+    for name in with_equals:
         out = apply_mode(upstream[name]["tests"], "corrected")
         assert ".Equals(" not in out.replace("Eq.Structural", ""), name
         assert out.count("Debug.Assert(") == upstream[name]["tests"].count("Debug.Assert(")
+
+
+def test_corrected_drops_only_assertions_that_contradict_by_value():
+    from safurai_csharp.csharp.modes import drop_contradictions
+
+    tests = (
+        "    Debug.Assert(AnyInt((float)3L, (float)4L, (float)7L) == (true));\n"
+        "    Debug.Assert(AnyInt((float)2L, (float)1L, (float)1L) == (true));\n"
+        "    Debug.Assert(AnyInt((3.0f), (float)4L, (float)7L) == (false));\n"
+    )
+    assert drop_contradictions(tests) == "    Debug.Assert(AnyInt((float)2L, (float)1L, (float)1L) == (true));\n"
+
+
+def test_contradiction_check_keeps_string_literals_exact():
+    from safurai_csharp.csharp.modes import drop_contradictions
+
+    # Same text once whitespace is ignored, but different strings: not a contradiction.
+    tests = (
+        '    Debug.Assert(F(("apple pi e")) == (true));\n'
+        '    Debug.Assert(F(("apple pie")) == (false));\n'
+        '    Debug.Assert(F(("3.0f")) == (false));\n'
+        '    Debug.Assert(F(("3f")) == (true));\n'
+    )
+    assert drop_contradictions(tests) == tests

@@ -9,6 +9,10 @@ Only the *tests* text is rewritten; the prompt and the completion are never touc
   ``Tuple<long?,long>``), nested collections and null results. This fixes upstream
   MultiPL-E issue #71 (``List.Equals`` is reference equality, so no list/dict-returning
   solution can pass) and ``HumanEval_12_longest`` (``null.Equals(null)`` throws).
+  Then assertions that contradict each other once C# evaluates them are dropped: the same
+  call, with the same argument values, expected to return different results. This happens
+  where Python's check tells ``3`` from ``3.0`` and the translation made both a C#
+  ``float`` (HumanEval_92_any_int): no program can satisfy both, so neither decides.
 
 ``instrument`` then turns each ``Debug.Assert(`` into
 ``global::SafuraiHarness.Checker.Assert(<token>, `` so the harness can prove that
@@ -140,6 +144,73 @@ def apply_mode(tests: str, mode: str) -> str:
         out.append(tests[last : open_idx + 1])
         out.append(f"global::SafuraiHarness.Eq.Structural({x}, {y})")
         last = close
+    out.append(tests[last:])
+    return drop_contradictions("".join(out))
+
+
+_NUMBER = re.compile(r"\(float\)\s*(-?\d+)L|\(\s*(-?\d+\.\d*(?:[eE][-+]?\d+)?)f\s*\)|(?<![\w.])(-?\d+\.\d*(?:[eE][-+]?\d+)?)f")
+
+
+def _canonical(expr: str) -> str:
+    """Spell every float literal by its value: ``(float)3L``, ``(3.0f)`` and ``3.0f`` agree."""
+    def value(m: re.Match) -> str:
+        text = next(g for g in m.groups() if g is not None)
+        return f"F[{float(text)!r}]"
+
+    mask = code_mask(expr)
+    parts, k = [], 0
+    while k < len(expr):  # rewrite code runs only: string and char literals stay as they are
+        j = k
+        while j < len(expr) and mask[j] == mask[k]:
+            j += 1
+        run = expr[k:j]
+        parts.append(re.sub(r"\s+", "", _NUMBER.sub(value, run)) if mask[k] else run)
+        k = j
+    return "".join(parts)
+
+
+def _split_eq(arg: str) -> tuple[str, str] | None:
+    """Split ``L == R`` at its single top-level ``==`` (outside strings and brackets)."""
+    mask = code_mask(arg)
+    depth, found = 0, []
+    for k, c in enumerate(arg):
+        if not mask[k]:
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and arg.startswith("==", k) and (k == 0 or arg[k - 1] not in "=!<>"):
+            found.append(k)
+    if len(found) != 1:
+        return None
+    return arg[: found[0]], arg[found[0] + 2 :]
+
+
+def drop_contradictions(tests: str) -> str:
+    """Remove every ``Debug.Assert(L == R);`` statement whose L (by value) is also asserted
+    equal to a different R: such a test cannot be passed, so it must not decide."""
+    mask = code_mask(tests)
+    sites = []
+    for start, open_idx, close in _assert_sites(tests, mask):
+        parts = _split_eq(tests[open_idx + 1 : close])
+        if parts is not None:
+            sites.append((start, close, _canonical(parts[0]), _canonical(parts[1])))
+    expected: dict[str, set[str]] = {}
+    for _s, _c, lhs, rhs in sites:
+        expected.setdefault(lhs, set()).add(rhs)
+    out, last = [], 0
+    for start, close, lhs, _rhs in sites:
+        if len(expected[lhs]) < 2:
+            continue
+        line_start = tests.rfind("\n", 0, start) + 1
+        end = close + 1
+        if tests.startswith(";", end):
+            end += 1
+        if tests.startswith("\n", end) and not tests[line_start:start].strip():
+            start, end = line_start, end + 1  # the whole line, when the statement is alone on it
+        out.append(tests[last:start])
+        last = end
     out.append(tests[last:])
     return "".join(out)
 
