@@ -9,19 +9,15 @@ import importlib.util
 import pytest
 
 from safurai_csharp.engines import SamplingConfig, make_engine, stop_at_stop_token
-from safurai_csharp.testing import make_tiny_model
+
+PROMPTS = ["using System;\nclass Problem {", "public static long", "return", "    var d = new Dictionary<string, long>();"]
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed"),
 ]
 
-PROMPTS = ["using System;\nclass Problem {", "public static long", "return", "    var d = new Dictionary<string, long>();"]
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="module")
