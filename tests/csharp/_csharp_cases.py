@@ -47,12 +47,18 @@ CASES: dict[str, tuple[str, set]] = {
     "exit_in_static_ctor": (
         "        return a - b;\n    }\n    static Problem() { Environment.Exit(0); }\n"
         "    static void Unused() {\n", {NV}),
-    # Hijacks Main: the real tests end up in another class, Problem.Main is empty.
+    # Hijacks Main: the real tests end up in another class, Problem.Main is empty. Two
+    # entry points: plain mcs refuses it (CS0017), and so do we.
     "return_out_of_main": (
         "        return a + b;\n    }\n    public static void Main(string[] args) { return; }\n}\n"
         "class Junk {\n    static long Add(long a, long b) { return 0; }\n    static void Unused() {\n",
-        {NV},
+        {CE},
     ),
+    # A model writing its own `static void Main()` beside the tests' Main(string[]) (seen
+    # in real Qwen2.5-Coder completions): CS0017 under plain mcs, the same verdict here.
+    "second_main": (
+        "        return a + b;\n    }\n    public static void Main() { Console.WriteLine(Add(1, 2)); }\n"
+        "    static void Unused() {\n", {CE}),
     # Upstream hack: silence the trace listeners so failed asserts print nothing.
     "clear_trace_listeners": (
         "        return a - b;\n    }\n    static Problem() { Trace.Listeners.Clear(); Debug.Listeners.Clear(); }\n"

@@ -114,6 +114,8 @@ def _from_verdict(lines: list[tuple[str, bool, str]], tokens: frozenset[int]) ->
         return Result(st, text[:_DETAIL_MAX])
     if status == "TIMEOUT":
         return Result(Status.TIMEOUT, "wall time limit")
+    if status == "MULTIMAIN":
+        return Result(Status.COMPILE_ERROR, "error CS0017: Program has more than one entry point defined")
     if status == "OUTCAP":
         return Result(Status.RESOURCE_LIMIT, "output limit")
     return Result(Status.NO_VERDICT, status.lower())

@@ -167,6 +167,30 @@ namespace SafuraiHarness {
       } catch (Exception) { fastTrace = false; }
     }
 
+    // Plain mcs refuses a program with two entry points (CS0017: e.g. a completion that
+    // writes its own `static void Main()` next to the tests' Main). Our harness is the
+    // entry point, so it counts the program's own candidates to give the same verdict.
+    static int EntryPoints(Assembly asm, string problemType) {
+      int dot = problemType.LastIndexOf('.');
+      string ns = dot < 0 ? null : problemType.Substring(0, dot);
+      int n = 0;
+      Type[] types;
+      try { types = asm.GetTypes(); } catch (ReflectionTypeLoadException) { return 1; }
+      foreach (var ty in types) {
+        string tns = ty.Namespace ?? "";
+        if (tns == "SafuraiHarness" || tns.StartsWith("SafuraiHarness.")) continue;
+        if (ns != null && tns != ns && !tns.StartsWith(ns + ".")) continue;
+        if (ty.IsGenericTypeDefinition) continue;
+        foreach (var m in ty.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)) {
+          if (m.Name != "Main" || m.IsGenericMethodDefinition) continue;
+          if (m.ReturnType != typeof(void) && m.ReturnType != typeof(int)) continue;
+          var ps = m.GetParameters();
+          if (ps.Length == 0 || (ps.Length == 1 && ps[0].ParameterType == typeof(string[]))) n++;
+        }
+      }
+      return n;
+    }
+
     static int Threads() {
       try { return Directory.GetDirectories("/proc/self/task").Length; }
       catch (Exception) { return -1; }
@@ -206,6 +230,7 @@ namespace SafuraiHarness {
             if (m.Name == "Main" && m.GetParameters().Length <= 1) { main = m; break; }
         }
         if (main == null) { Emit(idx, "NOMAIN", false, ""); continue; }
+        if (EntryPoints(asm, job[1]) > 1) { Emit(idx, "MULTIMAIN", false, ""); continue; }
         var cout = new CapWriter(outCap); var cerr = new CapWriter(outCap);
         Console.SetOut(cout); Console.SetError(cerr);
         Trace.Listeners.Clear(); Trace.Listeners.Add(new FailListener());
