@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 _STDERR_KEEP = 4096
 
 
+def _popen(argv: list[str], *, stderr: int) -> subprocess.Popen:
+    # Own session (so the whole group can be killed) and a minimal environment: the
+    # caller's variables never reach setpriv/prlimit/bwrap, let alone the program.
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                            start_new_session=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                            close_fds=True)
+
+
 @dataclass
 class Outcome:
     stdout: bytes  # at most the output cap
@@ -143,15 +151,7 @@ class Sandbox:
 
         stderr is discarded: only the nonce-tagged replies on stdout are trusted.
         """
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            close_fds=True,
-        )
+        return _popen(argv, stderr=subprocess.DEVNULL)
 
     def run(
         self,
@@ -170,15 +170,7 @@ class Sandbox:
         programs keep finishing.
         """
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            close_fds=True,
-        )
+        proc = _popen(argv, stderr=subprocess.PIPE)
         try:
             proc.stdin.write(stdin)
             proc.stdin.close()
