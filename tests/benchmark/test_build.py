@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from safurai_csharp.benchmark import build_humaneval_cs, compare_with_upstream, load_humaneval, load_jsonl
+from safurai_csharp.benchmark import build_humaneval_cs, compare_with_upstream, load_humaneval
+from safurai_csharp.jsonl import read_jsonl
 from safurai_csharp.benchmark.reword import translate_terms
 from safurai_csharp.benchmark.source import clean_tests
 
@@ -33,7 +34,7 @@ def test_builds_the_158_upstream_problems_quickly(built):
 
 @pytest.mark.skipif(not UPSTREAM.exists(), reason=f"upstream MultiPL-E file absent: {UPSTREAM}")
 def test_fidelity_targets(built):
-    report = compare_with_upstream(built[0], load_jsonl(UPSTREAM))
+    report = compare_with_upstream(built[0], read_jsonl(UPSTREAM))
     assert report["present"] == 158 and not report["missing"] and not report["extra"]
     assert report["identical_tests"] >= 150
     assert report["identical_signatures"] >= 155
