@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import BenchmarkParams, ParamsError, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..tracking import log_metrics, stage_run
+from ..tracking import flatten, log_metrics, stage_run
 
 REQUIRED_FIELDS = ("name", "prompt", "tests", "stop_tokens")
 HUB_ID = "nuprl/MultiPL-E"
@@ -68,9 +68,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         rows, metrics = build(cfg)
         write_jsonl(cfg.out, rows)
         write_json(cfg.metrics, metrics)
-        flat = {"problems": metrics["problems"]}
-        flat.update({f"fidelity.{k}": v for k, v in metrics.get("fidelity", {}).items()})
-        log_metrics(mlflow, flat)
+        log_metrics(mlflow, flatten("", metrics))
         mlflow.log_artifact(cfg.out)
     return metrics
 

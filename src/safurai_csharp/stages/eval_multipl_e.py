@@ -16,7 +16,7 @@ from typing import Any
 from ..config import EvalParams, ParamsError, SandboxParams, load_params
 from ..evaluation import score
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..tracking import log_metrics, stage_run
+from ..tracking import flatten, log_metrics, stage_run
 
 
 def make_executor(cfg: SandboxParams):
@@ -90,10 +90,7 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
         metrics["generation"] = gen_stats
         write_jsonl(out, records)
         write_json(metrics_path, metrics)
-        flat = {f"{m}.{k}": v for m in cfg.modes for k, v in metrics[m].items()}
-        flat.update({f"{m}.status.{s}": c for m in cfg.modes for s, c in metrics[m]["status"].items()})
-        flat.update({f"generation.{k}": v for k, v in gen_stats.items()})
-        log_metrics(mlflow, flat)
+        log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))
         mlflow.log_artifact(str(out))
         mlflow.log_artifact(str(metrics_path))
     return metrics
