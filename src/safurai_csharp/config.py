@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct")
 
 
 class ParamsError(ValueError):
@@ -99,6 +99,12 @@ class EngineOptions(Section):
     )
     max_model_len: int = Field(2048, ge=256)
     enforce_eager: bool = True
+    data_parallel_size: int = Field(1, ge=1, description="vllm: model replicas (GPUs)")
+    base_url: str | None = Field(None, description="openai: server URL (else $OPENAI_BASE_URL)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: env var holding the key")
+    served_model: str | None = Field(None, description="openai: model name the server knows")
+    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight")
+    request_timeout_s: float = Field(600.0, gt=0)
 
 
 class EvalTarget(Section):
@@ -134,6 +140,164 @@ class EvalParams(Section):
         return self
 
 
+class TeacherParams(Section):
+    """The teacher LLM of generate, evolve and the filter's judge; `safurai-csharp
+    prepare-teacher` (stage prepare_teacher) materialises it in model_dir."""
+
+    source: str = Field("base", description="base (the student's base model: self-instruct), "
+                        "an embedded name, a hub id, a local directory, or none (openai engine)")
+    revision: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    model_dir: str = "models/teacher"
+    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    engine_options: EngineOptions = EngineOptions()
+
+    @model_validator(mode="after")
+    def _source_fits_engine(self) -> "TeacherParams":
+        if self.source == "none" and self.engine != "openai":
+            raise ValueError("source none means a remote teacher: set engine: openai (and "
+                             "engine_options.base_url / served_model), or name a model source")
+        if self.engine == "openai" and self.source != "none":
+            raise ValueError("the openai engine talks to a server, it loads no weights: set "
+                             "source: none and engine_options.served_model")
+        if self.engine == "openai" and not self.engine_options.served_model:
+            raise ValueError("engine openai needs engine_options.served_model (the server's model name)")
+        return self
+
+
+class GenerateParams(Section):
+    """`safurai-csharp generate` (stage generate): self-instruct C# tasks from the teacher."""
+
+    num_tasks: int = Field(256, ge=1, description="paper: 100,000")
+    chunk_size: int = Field(64, ge=1, description="tasks per engine call and per resume checkpoint")
+    fewshot: int = Field(2, ge=0, le=8)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(768, ge=64)
+    seed: int = 42
+    out: str = "data/generated/examples.jsonl"
+    metrics: str = "metrics/generate.json"
+
+
+class ExecutionCheckParams(Section):
+    min_asserts: int = Field(3, ge=1, description="fewer assertions = weak tests")
+    mutant_check: bool = Field(True, description="tests must fail on `return default(T);` bodies")
+
+
+class DedupParams(Section):
+    threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard above which two are near duplicates")
+    num_perm: int = Field(128, ge=16)
+    shingle: int = Field(5, ge=1, description="token n-gram size of the shingles")
+
+
+class DecontamParams(Section):
+    n: int = Field(13, ge=4, description="n-gram length")
+    threshold: float = Field(0.2, gt=0, le=1, description="share of an example's n-grams found in evaluation texts")
+    reference_solutions: bool = True
+    extra_files: list[str] = Field(default_factory=list, description="more MultiPL-E jsonl files to block")
+
+
+class HeuristicsParams(Section):
+    min_instruction_chars: int = Field(40, ge=1)
+    max_instruction_chars: int = Field(4000, ge=1)
+    max_solution_lines: int = Field(150, ge=1)
+    max_tests_lines: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "HeuristicsParams":
+        if self.min_instruction_chars > self.max_instruction_chars:
+            raise ValueError("min_instruction_chars is larger than max_instruction_chars: nothing could pass")
+        return self
+
+
+class JudgeParams(Section):
+    enabled: bool = Field(False, description="one more teacher call per example")
+    min_score: int = Field(0, ge=0, le=10, description="drop below this score (0: only rank)")
+    max_new_tokens: int = Field(8, ge=1)
+
+
+FILTER_STEPS = ("parse", "execution", "dedup", "decontam", "heuristics", "judge")
+
+
+class FilterParams(Section):
+    """`safurai-csharp filter` (stage filter): the funnel from generated to training-grade."""
+
+    steps: list[Literal["parse", "execution", "dedup", "decontam", "heuristics", "judge"]] = list(FILTER_STEPS)
+    execution: ExecutionCheckParams = ExecutionCheckParams()
+    dedup: DedupParams = DedupParams()
+    decontam: DecontamParams = DecontamParams()
+    heuristics: HeuristicsParams = HeuristicsParams()
+    judge: JudgeParams = JudgeParams()
+    keep: int = Field(4000, ge=1, description="paper: 4,000; the best by judge score, then at random")
+    seed: int = 7
+    out: str = "data/filtered/examples.jsonl"
+    metrics: str = "metrics/filter.json"
+    funnel_plot: str = "metrics/filter_funnel.json"
+
+    @model_validator(mode="after")
+    def _steps(self) -> "FilterParams":
+        if len(set(self.steps)) != len(self.steps):
+            raise ValueError("steps names a step twice")
+        if self.steps[:1] != ["parse"]:
+            raise ValueError("steps must start with parse: every later step reads the parsed example")
+        if "judge" in self.steps and not self.judge.enabled:
+            raise ValueError("steps lists judge but judge.enabled is false: enable it or drop the step")
+        if self.judge.enabled and "judge" not in self.steps:
+            raise ValueError("judge.enabled is true but steps does not list judge")
+        return self
+
+
+class EvolveRound(Section):
+    parent: str = Field(description="the examples this round evolves (filter.out for round 1)")
+    out: str
+
+
+class EvolveParams(Section):
+    """`safurai-csharp evolve --round K` (stages evolve@1..3): Evol-Instruct rounds."""
+
+    methods: list[Literal["add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code",
+                          "higher_complexity", "in_breadth"]] = [
+        "add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code", "higher_complexity"]
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(768, ge=64)
+    fewshot: int = Field(1, ge=0, le=8)
+    max_similarity: float = Field(0.9, gt=0, le=1, description="evolved vs parent task: at or above = no information gain")
+    min_growth_chars: int = Field(0, description="evolved task must be at least this much longer than its parent")
+    seed: int = 11
+    rounds: dict[str, EvolveRound]
+    out_dir: str = "data/evolved"
+    metrics_dir: str = "metrics/evolve"
+
+    @model_validator(mode="after")
+    def _chain(self) -> "EvolveParams":
+        if not self.methods:
+            raise ValueError("methods must name at least one evolution method")
+        # String keys: DVC's templating resolves ${evolve.rounds.1.out} only for string keys.
+        expected = [str(k) for k in range(1, len(self.rounds) + 1)]
+        if sorted(self.rounds, key=lambda k: (len(k), k)) != expected:
+            raise ValueError(f"rounds must be keyed \"1\"..\"N\" without gaps (got {sorted(self.rounds)})")
+        for k in range(2, len(self.rounds) + 1):
+            if self.rounds[str(k)].parent != self.rounds[str(k - 1)].out:
+                raise ValueError(f"round {k}'s parent must be round {k - 1}'s out ({self.rounds[str(k - 1)].out}), "
+                                 f"got {self.rounds[str(k)].parent}")
+        root = Path(self.out_dir)
+        for k, r in self.rounds.items():
+            if root not in Path(r.out).parents:
+                raise ValueError(f"round {k}'s out {r.out} must lie under out_dir {self.out_dir} "
+                                 f"(stage sft_data reads every round from there)")
+        return self
+
+
+class SftDataParams(Section):
+    """`safurai-csharp sft-data` (stage sft_data): filtered ∪ evolved rounds → train/validation."""
+
+    validation_fraction: float = Field(0.05, ge=0, lt=1)
+    seed: int = 3
+    out_dir: str = "data/sft"
+    metrics: str = "metrics/sft_data.json"
+
+
 class MlflowParams(Section):
     """Where every stage logs. MLFLOW_TRACKING_URI in the environment overrides tracking_uri."""
 
@@ -145,8 +309,20 @@ class Params(Section):
     base_model: BaseModelParams
     benchmark: BenchmarkParams
     sandbox: SandboxParams
+    teacher: TeacherParams
+    generate: GenerateParams
+    filter: FilterParams
+    evolve: EvolveParams
+    sft_data: SftDataParams
     eval_multipl_e: EvalParams
     mlflow: MlflowParams
+
+    @model_validator(mode="after")
+    def _pipeline_paths(self) -> "Params":
+        first = self.evolve.rounds.get("1")
+        if first is not None and first.parent != self.filter.out:
+            raise ValueError(f"evolve.rounds.1.parent must be filter.out ({self.filter.out}), got {first.parent}")
+        return self
 
 
 def _describe(error: dict[str, Any], params: Any) -> str:
