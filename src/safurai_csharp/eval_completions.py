@@ -17,7 +17,7 @@ from .jsonl import read_jsonl, write_jsonl
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .stages.eval_multipl_e import make_executor
+    from .csharp import make_executor
 
     problems = read_jsonl(args.benchmark)
     rows = read_jsonl(args.completions)

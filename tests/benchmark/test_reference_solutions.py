@@ -19,7 +19,7 @@ from safurai_csharp.benchmark import build_humaneval_cs
 from safurai_csharp.benchmark.reference import load_official_failures, load_solutions
 from safurai_csharp.config import SandboxParams
 from safurai_csharp.evaluation import score
-from safurai_csharp.stages.eval_multipl_e import make_executor
+from safurai_csharp.csharp import make_executor
 
 needs_toolchain = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("mcs", "mono", "bwrap", "prlimit")), reason="mono/bubblewrap not installed"

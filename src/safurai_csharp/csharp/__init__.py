@@ -13,6 +13,18 @@ from .modes import MODES, apply_mode, build_program, changed_by_correction, inst
 from .toolchain import ToolchainError, check_toolchain
 from .types import Limits, Program, Result, Status
 
+
+def make_executor(cfg) -> Executor:
+    """An Executor with the limits of params.yaml's `sandbox` section (a SandboxParams)."""
+    check_toolchain()
+    limits = Limits(
+        timeout_s=cfg.timeout_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb,
+        max_tasks=cfg.max_tasks, max_output_bytes=cfg.max_output_kb * 1024,
+        file_size_mb=cfg.file_size_mb,
+    )
+    return Executor(limits, workers=cfg.workers, batch=cfg.batch)
+
+
 __all__ = [
     "Executor",
     "SandboxError",
@@ -27,4 +39,5 @@ __all__ = [
     "changed_by_correction",
     "check_toolchain",
     "instrument",
+    "make_executor",
 ]

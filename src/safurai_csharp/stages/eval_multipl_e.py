@@ -13,22 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import EvalParams, ParamsError, SandboxParams, load_params
+from ..config import EvalParams, ParamsError, load_params
 from ..evaluation import score
 from ..jsonl import read_jsonl, write_json, write_jsonl
+from ..csharp import make_executor
 from ..tracking import flatten, log_metrics, stage_run
-
-
-def make_executor(cfg: SandboxParams):
-    from ..csharp import Executor, Limits, check_toolchain
-
-    check_toolchain()
-    limits = Limits(
-        timeout_s=cfg.timeout_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb,
-        max_tasks=cfg.max_tasks, max_output_bytes=cfg.max_output_kb * 1024,
-        file_size_mb=cfg.file_size_mb,
-    )
-    return Executor(limits, workers=cfg.workers, batch=cfg.batch)
 
 
 def generate(problems: list[dict[str, Any]], model_dir: Path, cfg: EvalParams) -> tuple[list[list[str]], dict]:
