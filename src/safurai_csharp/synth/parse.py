@@ -1,0 +1,104 @@
+"""Parse a teacher's answer into (instruction, solution, tests), or say why not.
+
+The prompt asks for three sections (### Task, ### Solution with a ```csharp fence,
+### Tests with a ```csharp fence). Small teachers drift: bold headings instead of ###,
+a fence without a language tag, tests wrapped in a class with a Main, a demo Main left in
+the solution. Those are repaired, because a well-formed example hides behind them;
+anything else is a counted parse failure, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .program import static_methods
+
+_HEADING = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?[ \t]*(?P<name>task|problem|instruction|solution|tests?|test cases)"
+    r"[ \t]*:?[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w#+-]*)[ \t]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
+_CANON = {"task": "task", "problem": "task", "instruction": "task", "solution": "solution",
+          "test": "tests", "tests": "tests", "test cases": "tests"}
+_NOT_CSHARP = {"python", "py", "java", "cpp", "c++", "c", "javascript", "js", "typescript", "ts",
+               "go", "rust", "ruby", "php", "kotlin", "swift"}
+
+
+class ParseError(ValueError):
+    """The answer lacks a usable section; `reason` is a short stable code for the funnel."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Parsed:
+    instruction: str
+    solution: str
+    tests: str
+
+
+def _sections(text: str) -> dict[str, str]:
+    heads = list(_HEADING.finditer(text))
+    out: dict[str, str] = {}
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        key = _CANON[m.group("name").lower()]
+        out.setdefault(key, text[m.end():end].strip())
+    return out
+
+
+def _code(section: str, what: str) -> str:
+    fence = _FENCE.search(section)
+    if fence is None:
+        raise ParseError(f"no_{what}_code_block")
+    if fence.group("lang").lower() in _NOT_CSHARP:
+        raise ParseError(f"{what}_not_csharp")
+    code = fence.group("body").strip("\n")
+    if not code.strip():
+        raise ParseError(f"empty_{what}")
+    return code
+
+
+def _main_body(tests: str) -> str:
+    """Tests written as a whole program: keep the body of its Main."""
+    for ret, name, start, end in static_methods(tests):
+        if name == "Main" and tests[start] == "{":
+            return "\n".join(line.strip() for line in tests[start + 1 : end - 1].strip("\n").splitlines())
+    return tests
+
+
+def _drop_main(solution: str) -> str:
+    """A demo Main in the solution would be a second entry point next to the tests'."""
+    for _ret, name, start, end in reversed(static_methods(solution)):
+        if name == "Main":
+            head = solution.rfind("\n", 0, solution.rfind("Main", 0, start)) + 1
+            solution = solution[:head] + solution[end:].lstrip(" \t")
+    return solution
+
+
+def parse_answer(text: str) -> Parsed:
+    sections = _sections(text)
+    for key in ("task", "solution", "tests"):
+        if key not in sections:
+            raise ParseError(f"missing_{key}")
+    # Code in the task stays: an evolved task may show erroneous code as misdirection.
+    instruction = sections["task"].strip()
+    if len(instruction) < 20:
+        raise ParseError("empty_task")
+    solution = _drop_main(_code(sections["solution"], "solution"))
+    tests = _code(sections["tests"], "tests")
+    if "static void Main" in tests or "static int Main" in tests:
+        tests = _main_body(tests)
+    if "Debug.Assert" not in tests:
+        raise ParseError("tests_without_assert")
+    return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))
+
+
+def render_answer(instruction: str, solution: str, tests: str) -> str:
+    """The exact answer format the prompts ask for (few-shot turns and evolved answers)."""
+    return f"### Task\n{instruction.strip()}\n\n### Solution\n```csharp\n{solution.strip()}\n```\n\n" \
+           f"### Tests\n```csharp\n{tests.strip()}\n```\n"

@@ -1,0 +1,138 @@
+"""C# programs of synthetic examples: solution + tests, and the 'trivially wrong' mutant.
+
+A generated example is a task statement, a C# solution (static methods in a class) and a
+list of `Debug.Assert(...)` statements that call it. The sandbox (`safurai_csharp.csharp`)
+runs MultiPL-E-shaped programs: its harness enters `Problem.Main` and proves every assertion
+ran. So the example becomes::
+
+    <using header>
+    <solution>
+    class Problem { public static void Main(string[] args) { <tests> } }
+
+A solution that declares its own `Problem` class or a `Main` does not compile (duplicate
+type, CS0017): that is a bad example for a task that asked for a library method anyway.
+
+Non-trivial tests (SelfCodeAlign's lesson: self-written tests are often vacuous): they must
+call a method the solution declares, contain at least a few assertions, and *fail* when
+every method body is replaced by `return default(T);` — the mutant from :func:`stub_bodies`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..csharp import Program
+from ..csharp.modes import _assert_sites, code_mask
+
+HEADER = (
+    "using System;\nusing System.Collections.Generic;\nusing System.Diagnostics;\n"
+    "using System.Linq;\nusing System.Text;\n"
+)
+_MAIN_OPEN = "class Problem {\n    public static void Main(string[] args) {\n"
+_MAIN_CLOSE = "\n    }\n}\n"
+
+_MODIFIERS = r"(?:public|private|protected|internal|static|async|unsafe|override|virtual|sealed|new|extern)"
+# A method declaration head: modifiers including `static`, a return type, a name, and a
+# parameter list. Generic types and arrays are allowed in the return type.
+_METHOD = re.compile(
+    rf"(?:(?:{_MODIFIERS})\s+)*static\s+(?:(?:{_MODIFIERS})\s+)*"
+    r"(?P<ret>[A-Za-z_][\w.]*(?:\s*<[^;{}()]*?>)?(?:\s*\[[\s,]*\])*\??|\([^;{}]*?\))\s+"
+    r"(?P<name>[A-Za-z_]\w*)\s*(?:<[^;{}()]*?>)?\s*\("
+)
+
+
+def program(solution: str, tests: str, name: str = "") -> Program:
+    """The sandbox program for one example (official mode: tests run as written)."""
+    return Program(prompt=HEADER + solution.rstrip() + "\n", completion="",
+                   tests=_MAIN_OPEN + tests.rstrip() + _MAIN_CLOSE, mode="official", name=name)
+
+
+def assertion_count(tests: str) -> int:
+    return len(_assert_sites(tests, code_mask(tests)))
+
+
+def _matching(text: str, mask: list[bool], open_idx: int, pair: str) -> int:
+    depth = 0
+    for k in range(open_idx, len(text)):
+        if not mask[k]:
+            continue
+        if text[k] == pair[0]:
+            depth += 1
+        elif text[k] == pair[1]:
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
+
+
+def static_methods(solution: str) -> list[tuple[str, str, int, int]]:
+    """(return type, name, body start, body end) of each static method with a body.
+
+    Body = the `{...}` block (start at '{', end after '}') or an expression body
+    `=> expr;` (start at '=>', end after ';').
+    """
+    mask = code_mask(solution)
+    found = []
+    for m in _METHOD.finditer(solution):
+        if not mask[m.start()]:
+            continue
+        close = _matching(solution, mask, m.end() - 1, "()")
+        if close < 0:
+            continue
+        k = close + 1
+        # skip `where T : ...` constraints up to the body
+        while k < len(solution) and (not mask[k] or solution[k] not in "{;="):
+            k += 1
+        if k >= len(solution) or solution[k] == ";":
+            continue  # abstract/extern/partial declaration without a body
+        if solution.startswith("=>", k):
+            end = k
+            while end < len(solution) and (not mask[end] or solution[end] != ";"):
+                end += 1
+            found.append((m.group("ret").strip(), m.group("name"), k, end + 1))
+        elif solution[k] == "{":
+            end = _matching(solution, mask, k, "{}")
+            if end > 0:
+                found.append((m.group("ret").strip(), m.group("name"), k, end + 1))
+    # nested local functions inside a matched body are part of that body: keep outermost only
+    outer, last_end = [], -1
+    for item in sorted(found, key=lambda t: t[2]):
+        if item[2] >= last_end:
+            outer.append(item)
+            last_end = item[3]
+    return outer
+
+
+def method_names(solution: str) -> list[str]:
+    return [name for _ret, name, _s, _e in static_methods(solution) if name != "Main"]
+
+
+def calls_solution(solution: str, tests: str) -> bool:
+    """The tests call at least one static method the solution declares."""
+    mask = code_mask(tests)
+    for name in method_names(solution):
+        for m in re.finditer(rf"\b{re.escape(name)}\s*(?:<[^;()]*>)?\s*\(", tests):
+            if mask[m.start()]:
+                return True
+    return False
+
+
+def stub_bodies(solution: str) -> str | None:
+    """The solution with every static method body replaced by `return default(T);` (void: empty).
+
+    None when the solution has no static method with a body (nothing to mutate).
+    """
+    methods = static_methods(solution)
+    if not methods:
+        return None
+    out, last = [], 0
+    for ret, _name, start, end in methods:
+        out.append(solution[last:start])
+        if solution.startswith("=>", start):
+            out.append(f"=> default({ret});" if ret != "void" else "=> System.Console.Write(\"\");")
+        else:
+            # mono's mcs speaks C# 7.0: no `default` literal, so the type is spelled out.
+            out.append("{ }" if ret == "void" else f"{{ return default({ret}); }}")
+        last = end
+    out.append(solution[last:])
+    return "".join(out)

@@ -1,0 +1,79 @@
+"""Parsing teacher answers and the C# helpers that build and mutate example programs."""
+
+import pytest
+
+from safurai_csharp.synth.parse import ParseError, parse_answer, render_answer
+from safurai_csharp.synth.program import (assertion_count, calls_solution, method_names, program,
+                                          static_methods, stub_bodies)
+
+SOL = '''public static class Text
+{
+    // "{" in a comment and a string must not confuse the body finder
+    public static int CountVowels(string s)
+    {
+        int n = 0;
+        foreach (char c in s) if ("aeiou{".IndexOf(c) >= 0) n++;
+        return n;
+    }
+    static bool IsEven(int x) => x % 2 == 0;
+    public static List<T> Keep<T>(IEnumerable<T> xs, Func<T, bool> p) where T : IComparable<T> { return xs.Where(p).ToList(); }
+    public static (int Lo, int Hi) Bounds(int[] a) { return (a.Min(), a.Max()); }
+    public static void SortInPlace(int[] a) { Array.Sort(a); }
+}'''
+
+
+def test_static_methods_and_mutant():
+    assert method_names(SOL) == ["CountVowels", "IsEven", "Keep", "Bounds", "SortInPlace"]
+    stub = stub_bodies(SOL)
+    assert "{ return default(int); }" in stub and "=> default(bool);" in stub
+    assert "{ return default(List<T>); }" in stub and "{ return default((int Lo, int Hi)); }" in stub
+    assert "Array.Sort" not in stub and "SortInPlace(int[] a) { }" in stub
+    assert stub_bodies("public class Empty { }") is None
+
+
+def test_local_functions_stay_inside_their_method():
+    sol = "public static class A { public static int F(int x) { static int G(int y) { return y; } return G(x); } }"
+    assert [m[1] for m in static_methods(sol)] == ["F"]
+
+
+def test_calls_and_asserts_ignore_comments_and_strings():
+    tests = '// Debug.Assert(Text.CountVowels("a") == 1);\nDebug.Assert("CountVowels(" != null);\nDebug.Assert(1 == 1);'
+    assert assertion_count(tests) == 2
+    assert not calls_solution(SOL, tests)
+    assert calls_solution(SOL, 'Debug.Assert(Text.CountVowels("ab") == 1);')
+
+
+def test_program_shape():
+    p = program(SOL, "Debug.Assert(Text.CountVowels(\"a\") == 1);")
+    assert p.prompt.startswith("using System;") and "class Problem" in p.tests and "static void Main" in p.tests
+
+
+def test_parse_roundtrip_and_repairs():
+    answer = render_answer("Count the vowels of a string, ignoring case.", SOL, "Debug.Assert(Text.CountVowels(\"ae\") == 2);")
+    p = parse_answer(answer)
+    assert p.solution == SOL and p.tests.startswith("Debug.Assert")
+    drifted = ("**Task:**\nReverse a string; null stays null, empty stays empty.\n\n**Solution:**\n```\n"
+               "public static class S {\n    public static string Rev(string s) { return s; }\n"
+               "    public static void Main() { Console.WriteLine(Rev(\"ab\")); }\n}\n```\n"
+               "**Tests:**\n```csharp\nclass T {\n  static void Main() {\n    Debug.Assert(S.Rev(\"a\") == \"a\");\n  }\n}\n```")
+    p = parse_answer(drifted)
+    assert "Main" not in p.solution and p.tests == 'Debug.Assert(S.Rev("a") == "a");'
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("", "missing_task"),
+    ("I'm sorry, I cannot help with that.", "missing_task"),
+    ("### Task\nshort\n### Solution\n```csharp\nclass A{}\n```\n### Tests\n```csharp\nDebug.Assert(true);\n```", "empty_task"),
+    ("### Task\nWrite a function that adds two numbers together.\n### Solution\n```python\ndef f(): pass\n```\n"
+     "### Tests\n```csharp\nDebug.Assert(true);\n```", "solution_not_csharp"),
+    ("### Task\nWrite a function that adds two numbers together.\n### Solution\nno code here\n"
+     "### Tests\n```csharp\nDebug.Assert(true);\n```", "no_solution_code_block"),
+    ("### Task\nWrite a function that adds two numbers together.\n### Solution\n```csharp\nclass A{}\n```\n"
+     "### Tests\n```csharp\nConsole.WriteLine(1);\n```", "tests_without_assert"),
+    ("### Task\nWrite a function that adds two numbers together.\n### Solution\n```csharp\nclass A{}\n```\n", "missing_tests"),
+    ("\x00\xff```\n### Tests\n```", "missing_task"),
+])
+def test_malformed_answers_are_reasons_not_crashes(raw, reason):
+    with pytest.raises(ParseError) as exc:
+        parse_answer(raw)
+    assert exc.value.reason == reason
