@@ -52,8 +52,14 @@ def test_sampling_greedy_flag():
 
 
 def test_registry_and_unknown_names(tmp_path):
-    assert set(ENGINES) == {"hf", "vllm"}
-    with pytest.raises(ValueError, match="unknown engine 'tgi'; known: hf, vllm"):
+    assert set(ENGINES) == {"hf", "openai", "vllm"}
+    with pytest.raises(ValueError, match="unknown engine 'tgi'; known: hf, openai, vllm"):
         make_engine("tgi", tmp_path)
     with pytest.raises(ValueError, match=r"unknown engine option\(s\) \['beam_width'\]"):
         make_engine("hf", tmp_path, beam_width=4)
+
+
+def test_vllm_data_parallel_is_refused_before_loading(tmp_path):
+    # vLLM 0.32's offline LLM refuses data_parallel_size > 1; the message names the way out.
+    with pytest.raises(ValueError, match="vllm serve.*openai"):
+        make_engine("vllm", tmp_path, data_parallel_size=2)

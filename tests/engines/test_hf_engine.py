@@ -62,3 +62,52 @@ def test_auto_dtype_matches_cpu(model_dir):
     e = make_engine("hf", model_dir, dtype="auto")
     assert e.dtype == ("bfloat16" if cpu_supports_bf16() else "float32")
     assert str(e.model.dtype) == f"torch.{e.dtype}"
+
+
+def test_chat_renders_the_checkpoint_template(engine):
+    conv = [{"role": "system", "content": "You write C#."}, {"role": "user", "content": "public static long"}]
+    # The tiny tokenizer's template (safurai_csharp.testing.CHAT_TEMPLATE), written out by hand.
+    rendered = "<|im_start|>system\nYou write C#.<|im_end|>\n<|im_start|>user\npublic static long<|im_end|>\n<|im_start|>assistant\n"
+    s = SamplingConfig(max_new_tokens=12)
+    assert engine.chat([conv], s) == engine.generate([rendered], s)
+    assert engine.last_stats["prompt_tokens"] == len(engine.tokenizer(rendered).input_ids)
+    # Stop strings cut the generated text as in generate.
+    free = engine.chat([conv], s)[0][0]
+    assert len(free) > 6
+    stop = free[3:6]
+    assert engine.chat([conv], SamplingConfig(max_new_tokens=12, stop=[stop]))[0][0] == stop_at_stop_token(free, [stop])
+
+
+def test_chat_without_template_or_with_bad_messages_is_an_error(engine, monkeypatch):
+    with pytest.raises(ValueError, match="'role' and 'content'"):
+        engine.chat([[{"role": "user"}]], SamplingConfig())
+    monkeypatch.setattr(engine.tokenizer, "chat_template", None)
+    with pytest.raises(ValueError, match="has no chat template"):
+        engine.chat([[{"role": "user", "content": "hi"}]], SamplingConfig())
+
+
+def test_per_prompt_seeds_are_batch_invariant(engine, model_dir):
+    s = SamplingConfig(n=2, temperature=1.0, max_new_tokens=8, seed=3)
+    seeds = [11, 12, 13, 14]
+    batch = engine.generate(PROMPTS, s, seeds=seeds)
+    alone = [engine.generate([p], s, seeds=[k])[0] for p, k in zip(PROMPTS, seeds)]
+    assert batch == alone
+    # Another batch order, batch size and batch-level seed: same samples per (prompt, seed).
+    other = make_engine("hf", model_dir, dtype="float32", batch_size=1)
+    assert other.generate(PROMPTS[::-1], SamplingConfig(n=2, temperature=1.0, max_new_tokens=8, seed=99),
+                          seeds=seeds[::-1])[::-1] == batch
+    # Different seeds, different samples (random weights at temperature 1).
+    assert engine.generate(PROMPTS, s, seeds=[21, 22, 23, 24]) != batch
+    same = engine.generate([PROMPTS[0]] * 2, s, seeds=[5, 6])
+    assert same[0] != same[1]
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        engine.generate(PROMPTS, s, seeds=[1])
+
+
+def test_chat_seeds_and_greedy_ignores_seeds(engine):
+    convs = [[{"role": "user", "content": p}] for p in PROMPTS]
+    s = SamplingConfig(temperature=1.0, max_new_tokens=10)
+    batch = engine.chat(convs, s, seeds=[1, 2, 3, 4])
+    assert [engine.chat([c], s, seeds=[k])[0] for c, k in zip(convs, [1, 2, 3, 4])] == batch
+    greedy = SamplingConfig(n=2, max_new_tokens=10)
+    assert engine.chat(convs, greedy, seeds=[1, 2, 3, 4]) == engine.chat(convs, greedy)

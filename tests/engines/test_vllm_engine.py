@@ -58,3 +58,29 @@ def test_seeded_sampling_of_long_prompts_in_large_batches(engine):
     a = engine.generate(prompts, s)
     assert [len(o) for o in a] == [3] * len(prompts)
     assert engine.generate(prompts[::-1], s)[::-1] == a  # reproducible whatever the batch order
+
+
+def test_per_prompt_seeds_are_batch_invariant(engine):
+    s = SamplingConfig(n=2, temperature=1.0, max_new_tokens=12, seed=3)
+    seeds = [11, 12, 13, 14]
+    batch = engine.generate(PROMPTS, s, seeds=seeds)
+    assert [len(o) for o in batch] == [2] * len(PROMPTS) and len(set(batch[0])) > 1
+    alone = [engine.generate([p], s, seeds=[k])[0] for p, k in zip(PROMPTS, seeds)]
+    assert batch == alone  # a prompt's samples do not depend on its batch
+    assert engine.generate(PROMPTS[::-1], s, seeds=seeds[::-1])[::-1] == batch
+    assert engine.generate(PROMPTS, s, seeds=[21, 22, 23, 24]) != batch
+
+
+def test_chat_matches_hf_engine_and_seeds_hold(engine, model_dir, monkeypatch):
+    convs = [[{"role": "system", "content": "You write C#."}, {"role": "user", "content": p}] for p in PROMPTS]
+    greedy = SamplingConfig(n=2, max_new_tokens=16)
+    hf = make_engine("hf", model_dir, dtype="float32")
+    assert engine.chat(convs, greedy) == hf.chat(convs, greedy)  # same template, same tokens
+    assert engine.last_stats["prompt_tokens"] == hf.last_stats["prompt_tokens"]  # same prompt tokens
+    s = SamplingConfig(temperature=1.0, max_new_tokens=10, stop=["}"])
+    batch = engine.chat(convs, s, seeds=[1, 2, 3, 4])
+    assert [engine.chat([c], s, seeds=[k])[0] for c, k in zip(convs, [1, 2, 3, 4])] == batch
+    assert not any("}" in t for o in batch for t in o)
+    monkeypatch.setattr(engine.llm.get_tokenizer(), "chat_template", None)
+    with pytest.raises(ValueError, match="has no chat template"):
+        engine.chat(convs[:1], s)

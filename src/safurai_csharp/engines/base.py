@@ -30,17 +30,71 @@ class SamplingConfig:
         return self.temperature == 0
 
 
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant" | ..., "content": text}
+Conversation = list[Message]
+
+
 class Engine(Protocol):
-    """Generates `sampling.n` completions per prompt; each continues the prompt text and is
-    already cut at the first stop token. `last_stats` describes the latest call
-    (at least generated_tokens, prompt_tokens, seconds)."""
+    """Generates `sampling.n` completions per prompt (or conversation); each is already cut at
+    the first stop token. `last_stats` describes the latest call (at least engine,
+    generated_tokens, prompt_tokens, seconds).
+
+    `seeds`, when given, holds one int per prompt: the samples of prompt i then depend only on
+    (prompt i, seeds[i], sampling), never on which other prompts share the call, so a resumed
+    synthetic-data run reproduces an uninterrupted one. Without `seeds` every engine keeps its
+    batch-level seeding from `sampling.seed` (what the eval stage has always used).
+    Greedy decoding (temperature 0) ignores seeds.
+    """
 
     last_stats: dict[str, Any]
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]: ...
+    def generate(self, prompts: list[str], sampling: SamplingConfig,
+                 seeds: list[int] | None = None) -> list[list[str]]:
+        """Completion style: each text continues the raw prompt (no chat template)."""
+
+    def chat(self, conversations: list[Conversation], sampling: SamplingConfig,
+             seeds: list[int] | None = None) -> list[list[str]]:
+        """Chat style: each text is the assistant's next message, the conversation rendered by
+        the model's own chat template with the generation prompt appended."""
 
     def close(self) -> None:
-        """Free the model and any worker processes; the engine is unusable afterwards."""
+        """Free the model, worker processes or connections; the engine is unusable afterwards."""
+
+
+def check_seeds(seeds: list[int] | None, count: int) -> None:
+    """`seeds` must be None or hold exactly one int per prompt."""
+    if seeds is None:
+        return
+    if len(seeds) != count:
+        raise ValueError(f"seeds must hold one seed per prompt: got {len(seeds)} seeds for {count} prompts")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise ValueError(f"seeds must be ints, got {bad[:3]!r}")
+
+
+def check_conversation(conversation: Conversation) -> None:
+    """A non-empty list of {"role": str, "content": str} dicts (what every chat API takes)."""
+    if not isinstance(conversation, list) or not conversation:
+        raise ValueError(f"a conversation is a non-empty list of messages, got {conversation!r:.80}")
+    for m in conversation:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"a message is a dict with str 'role' and 'content', got {m!r:.80}")
+
+
+def render_chat(tokenizer: Any, conversation: Conversation, model: str = "the model") -> str:
+    """`conversation` as the prompt text the checkpoint's chat template makes of it, ending with
+    the assistant's generation prompt.
+
+    The rendered text already holds every special token the template wants (BOS included), so
+    callers must tokenize it with add_special_tokens=False, as transformers'
+    apply_chat_template(tokenize=True) and vLLM's LLM.chat do; otherwise Llama-family
+    tokenizers would get a second BOS.
+    """
+    check_conversation(conversation)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"the tokenizer of {model} has no chat template, so chat() cannot render "
+                         "conversations; use generate() with raw prompts or a chat/instruct checkpoint")
+    return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
 
 def strip_prompt(prompt: str) -> str:

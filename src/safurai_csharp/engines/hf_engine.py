@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import SamplingConfig, stop_at_stop_token
+from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -107,20 +107,42 @@ class HFEngine:
                 return i
         return len(new_ids)
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]:
+    def generate(self, prompts: list[str], sampling: SamplingConfig,
+                 seeds: list[int] | None = None) -> list[list[str]]:
+        # Special tokens as MultiPL-E and vLLM add them (a BOS for Llama-family tokenizers).
+        return self._generate_ids([self.tokenizer(p).input_ids for p in prompts], sampling, seeds)
+
+    def chat(self, conversations: list[Conversation], sampling: SamplingConfig,
+             seeds: list[int] | None = None) -> list[list[str]]:
+        name = getattr(self.tokenizer, "name_or_path", "the model")
+        texts = [render_chat(self.tokenizer, c, name) for c in conversations]
+        # The template already wrote its special tokens (see render_chat).
+        return self._generate_ids([self.tokenizer(t, add_special_tokens=False).input_ids for t in texts],
+                                  sampling, seeds)
+
+    def _generate_ids(self, encoded: list[list[int]], sampling: SamplingConfig,
+                      seeds: list[int] | None) -> list[list[str]]:
+        """Samples for already tokenized prompts.
+
+        Without seeds (or when greedy, where seeds change nothing) one batch-level
+        torch.manual_seed, then batches of similar-length rows: the eval stage's behaviour.
+
+        With seeds, transformers cannot give rows of one batch their own generator, and a
+        row's sample depends on its batch (the RNG draws one tensor for all rows, and padding
+        shifts the numerics). So each prompt runs alone right after torch.manual_seed(its
+        seed), its n samples together: its output depends only on (prompt, seed, sampling).
+        Cost: no batching across prompts, so up to batch_size/n times more generate() calls;
+        measured on the tiny test model (CPU, 1 thread, 32 prompts, n=1, 32 tokens): 0.10 s
+        batched vs 0.98 s seeded. On a GPU the loss approaches batch_size/n; for large
+        seeded runs use vllm or openai, which seed each request inside one batch.
+        """
         import torch
 
+        check_seeds(seeds, len(encoded))
         start = time.perf_counter()
-        torch.manual_seed(sampling.seed if sampling.seed is not None else self.seed)
         # Greedy samples are identical: decode each prompt once and repeat it n times.
         per_prompt = 1 if sampling.greedy else sampling.n
-        chunk = max(1, self.batch_size // per_prompt)
-        # Special tokens as MultiPL-E and vLLM add them (a BOS for Llama-family tokenizers).
-        encoded = [self.tokenizer(p).input_ids for p in prompts]
-        # Longest first: rows of similar length share a batch, so less padding is computed.
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        results: list[list[str]] = [[] for _ in prompts]
-        generated = prompt_tokens = 0
+        results: list[list[str]] = [[] for _ in encoded]
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
                                   "pad_token_id": self.tokenizer.pad_token_id,
                                   "num_return_sequences": per_prompt}
@@ -128,26 +150,46 @@ class HFEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
-        for b in range(0, len(order), chunk):
-            idx = order[b:b + chunk]
-            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
-            width = batch["input_ids"].shape[1]
-            stopping = [_stop_criteria(self.tokenizer, sampling.stop, width)] if sampling.stop else []
-            with torch.inference_mode():
-                out = self.model.generate(**batch, **kwargs, stopping_criteria=stopping)
-            for row, seq in enumerate(out.tolist()):
-                i = idx[row // per_prompt]
-                new_ids = seq[width:]
-                n_new = self._count_generated(new_ids)
-                generated += n_new
-                text = self._decode(encoded[i], new_ids[:n_new])
-                results[i].append(stop_at_stop_token(text, sampling.stop))
-            prompt_tokens += sum(len(encoded[i]) for i in idx) * per_prompt
+        generated = prompt_tokens = 0
+        if seeds is None or sampling.greedy:
+            torch.manual_seed(sampling.seed if sampling.seed is not None else self.seed)
+            chunk = max(1, self.batch_size // per_prompt)
+            # Longest first: rows of similar length share a batch, so less padding is computed.
+            order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+            batches = [order[b:b + chunk] for b in range(0, len(order), chunk)]
+        else:
+            batches = [[i] for i in range(len(encoded))]
+        for idx in batches:
+            if seeds is not None and not sampling.greedy:
+                torch.manual_seed(seeds[idx[0]])
+            g, p = self._run_batch(idx, encoded, sampling, kwargs, per_prompt, results)
+            generated, prompt_tokens = generated + g, prompt_tokens + p
         if sampling.greedy:
             results = [r * sampling.n for r in results]
         self.last_stats = {"engine": self.name, "dtype": self.dtype, "generated_tokens": generated,
                            "prompt_tokens": prompt_tokens, "seconds": time.perf_counter() - start}
         return results
+
+    def _run_batch(self, idx: list[int], encoded: list[list[int]], sampling: SamplingConfig,
+                   kwargs: dict[str, Any], per_prompt: int, results: list[list[str]]) -> tuple[int, int]:
+        """One model.generate over prompts `idx`; appends their texts to `results`.
+        Returns (generated tokens, prompt tokens)."""
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
+        width = batch["input_ids"].shape[1]
+        stopping = [_stop_criteria(self.tokenizer, sampling.stop, width)] if sampling.stop else []
+        with torch.inference_mode():
+            out = self.model.generate(**batch, **kwargs, stopping_criteria=stopping)
+        generated = 0
+        for row, seq in enumerate(out.tolist()):
+            i = idx[row // per_prompt]
+            new_ids = seq[width:]
+            n_new = self._count_generated(new_ids)
+            generated += n_new
+            text = self._decode(encoded[i], new_ids[:n_new])
+            results[i].append(stop_at_stop_token(text, sampling.stop))
+        return generated, sum(len(encoded[i]) for i in idx) * per_prompt
 
     def close(self) -> None:
         """Release the model (nothing runs in other processes)."""

