@@ -2,9 +2,10 @@
 
 import pytest
 
-from safurai_csharp.synth.parse import ParseError, parse_answer, render_answer
-from safurai_csharp.synth.program import (assertion_count, calls_solution, method_names, program,
-                                          static_methods, stub_bodies)
+from safurai_csharp.synth.parse import ParseError, complete_statements, parse_answer, render_answer
+from safurai_csharp.synth.program import (assert_only, assertion_count, calls_solution, method_names, program,
+                                          split_statements, static_methods, stub_bodies, top_level_types,
+                                          with_standard_usings, wrap_bare_methods)
 
 SOL = '''public static class Text
 {
@@ -51,7 +52,7 @@ def test_program_shape():
 def test_parse_roundtrip_and_repairs():
     answer = render_answer("Count the vowels of a string, ignoring case.", SOL, "Debug.Assert(Text.CountVowels(\"ae\") == 2);")
     p = parse_answer(answer)
-    assert p.solution == SOL and p.tests.startswith("Debug.Assert")
+    assert p.solution.endswith(SOL) and p.solution.startswith("using System;\n") and p.tests.startswith("Debug.Assert")
     drifted = ("**Task:**\nReverse a string; null stays null, empty stays empty.\n\n**Solution:**\n```\n"
                "public static class S {\n    public static string Rev(string s) { return s; }\n"
                "    public static void Main() { Console.WriteLine(Rev(\"ab\")); }\n}\n```\n"
@@ -77,3 +78,29 @@ def test_malformed_answers_are_reasons_not_crashes(raw, reason):
     with pytest.raises(ParseError) as exc:
         parse_answer(raw)
     assert exc.value.reason == reason
+
+
+def test_bare_methods_are_wrapped_and_usings_normalised():
+    bare = "using System.IO;\npublic static int Twice(int x)\n{\n    return 2 * x;\n}"
+    wrapped = wrap_bare_methods(bare)
+    assert top_level_types(wrapped) == [("class", "Solution", False)] and "    public static int Twice" in wrapped
+    assert wrap_bare_methods(SOL) == SOL
+    normal = with_standard_usings(wrapped)
+    assert normal.count("using System.IO;") == 1 and normal.startswith("using System;\nusing System.Collections.Generic;")
+    assert with_standard_usings(normal) == normal
+    # plain calls to a method of a top-level class compile thanks to `using static`
+    assert "using static Solution;" in program(normal, "Debug.Assert(Twice(2) == 4);").prompt
+
+
+def test_truncated_and_looping_tests_are_trimmed():
+    cut = 'Debug.Assert(F(1) == 1);\nDebug.Assert(F(2) == 2);\nDebug.Assert(F(2) == 2);\nDebug.Assert(F(3) =='
+    assert complete_statements(cut) == "Debug.Assert(F(1) == 1);\nDebug.Assert(F(2) == 2);"
+
+
+def test_statement_split_and_assert_only():
+    tests = 'Debug.Assert(F("a;b") == 1);\nbool t = false;\ntry { F(null); } catch (ArgumentException) { t = true; }\nDebug.Assert(t);'
+    assert split_statements(tests) == ['Debug.Assert(F("a;b") == 1);', "bool t = false;",
+                                       "try { F(null); } catch (ArgumentException) { t = true; }", "Debug.Assert(t);"]
+    assert assert_only(tests) is None
+    assert assert_only("Debug.Assert(F(1) == 1);\n// note\nDebug.Assert(F(2) == 2);") == ["Debug.Assert(F(1) == 1);",
+                                                                                        "Debug.Assert(F(2) == 2);"]

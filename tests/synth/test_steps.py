@@ -37,6 +37,13 @@ def test_execution_step_keeps_only_real_tested_solutions():
         "trivial": rec(tests="Debug.Assert(MathX.Square(0) == 0);\nDebug.Assert(MathX.Square(0) >= 0);\n"
                              "Debug.Assert(MathX.Square(0) <= 0);"),
         "own_main": rec(solution=GOOD_SOL.replace("}\n}", "}\n    static void Main() { }\n}")),
+        # one miscomputed expected value among four: pruned to the three that hold
+        "one_wrong": rec(tests=GOOD_TESTS + "\nDebug.Assert(MathX.Square(4) == 15);"),
+        # two of four wrong: fewer than min_asserts survive
+        "two_wrong": rec(tests="Debug.Assert(MathX.Square(2) == 4);\nDebug.Assert(MathX.Square(3) == 9);\n"
+                               "Debug.Assert(MathX.Square(4) == 15);\nDebug.Assert(MathX.Square(5) == 24);"),
+        # a type error in one assertion only
+        "bad_assert": rec(tests=GOOD_TESTS + "\nDebug.Assert(MathX.Square(\"x\") == 1);"),
     }
     records = list(cases.values())
     assert ParseStep()(records) == [None] * len(records)
@@ -48,6 +55,13 @@ def test_execution_step_keeps_only_real_tested_solutions():
     assert got["wrong"] == "solution_assertion_failed"
     assert got["no_compile"] == "solution_compile_error"
     assert got["trivial"] == "tests_pass_trivial_body"
+    assert got["one_wrong"] is None and got["bad_assert"] is None and got["two_wrong"] == "solution_assertion_failed"
+    pruned = records[list(cases).index("one_wrong")]
+    assert pruned["tests"] == GOOD_TESTS and pruned["asserts_pruned"] == 1 and pruned["execution"] == "pass_pruned"
+
+    strict = [rec(tests=GOOD_TESTS + "\nDebug.Assert(MathX.Square(4) == 15);")]
+    ParseStep()(strict)
+    assert ExecutionStep(Executor(Limits(timeout_s=10), workers=2), prune=False)(strict) == ["solution_assertion_failed"]
 
 
 def test_dedup_exact_and_near():

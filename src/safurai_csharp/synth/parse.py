@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .program import static_methods
+from ..csharp.modes import code_mask
+from .program import static_methods, with_standard_usings, wrap_bare_methods
 
 _HEADING = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?[ \t]*(?P<name>task|problem|instruction|solution|tests?|test cases)"
@@ -80,6 +81,32 @@ def _drop_main(solution: str) -> str:
     return solution
 
 
+def complete_statements(tests: str) -> str:
+    """Tests cut off by the token limit end mid-statement: keep the complete statements, and
+    drop repeated identical lines (small teachers loop on one assertion)."""
+    mask = code_mask(tests)
+    depth, cut = 0, 0
+    for k, ch in enumerate(tests):
+        if not mask[k]:
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0 and ch == "}":
+                cut = k + 1
+        elif ch == ";" and depth == 0:
+            cut = k + 1
+    seen, lines = set(), []
+    for line in tests[:cut].splitlines():
+        key = line.strip()
+        if key.startswith("Debug.Assert") and key in seen:
+            continue
+        seen.add(key)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def parse_answer(text: str) -> Parsed:
     sections = _sections(text)
     for key in ("task", "solution", "tests"):
@@ -89,10 +116,11 @@ def parse_answer(text: str) -> Parsed:
     instruction = sections["task"].strip()
     if len(instruction) < 20:
         raise ParseError("empty_task")
-    solution = _drop_main(_code(sections["solution"], "solution"))
+    solution = with_standard_usings(wrap_bare_methods(_drop_main(_code(sections["solution"], "solution"))))
     tests = _code(sections["tests"], "tests")
     if "static void Main" in tests or "static int Main" in tests:
         tests = _main_body(tests)
+    tests = complete_statements(tests)
     if "Debug.Assert" not in tests:
         raise ParseError("tests_without_assert")
     return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))

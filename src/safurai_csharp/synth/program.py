@@ -24,10 +24,12 @@ import re
 from ..csharp import Program
 from ..csharp.modes import _assert_sites, code_mask
 
-HEADER = (
-    "using System;\nusing System.Collections.Generic;\nusing System.Diagnostics;\n"
-    "using System.Linq;\nusing System.Text;\n"
-)
+# The namespaces every example may use without saying so; the parser writes them into each
+# solution (so a training response compiles on its own), the program adds them for the tests.
+STANDARD_USINGS = ("System", "System.Collections.Generic", "System.Globalization", "System.Linq",
+                   "System.Numerics", "System.Text", "System.Text.RegularExpressions")
+HEADER = "".join(f"using {ns};\n" for ns in (*STANDARD_USINGS, "System.Diagnostics"))
+_USING = re.compile(r"^[ \t]*using[ \t]+(?!static\b)([\w.]+)[ \t]*;[ \t]*$", re.MULTILINE)
 _MAIN_OPEN = "class Problem {\n    public static void Main(string[] args) {\n"
 _MAIN_CLOSE = "\n    }\n}\n"
 
@@ -41,10 +43,53 @@ _METHOD = re.compile(
 )
 
 
+_TYPE = re.compile(r"\b(?P<kind>class|struct|interface|enum)\s+(?P<name>[A-Za-z_]\w*)\s*(?P<generic><)?")
+
+
+def top_level_types(solution: str) -> list[tuple[str, str, bool]]:
+    """(kind, name, generic) of each type declared outside any braces."""
+    mask = code_mask(solution)
+    depth, found = 0, []
+    starts = {m.start(): m for m in _TYPE.finditer(solution) if mask[m.start()]}
+    for k, ch in enumerate(solution):
+        if k in starts and depth == 0:
+            m = starts[k]
+            found.append((m.group("kind"), m.group("name"), m.group("generic") is not None))
+        if mask[k]:
+            depth += (ch == "{") - (ch == "}")
+    return found
+
+
 def program(solution: str, tests: str, name: str = "") -> Program:
-    """The sandbox program for one example (official mode: tests run as written)."""
-    return Program(prompt=HEADER + solution.rstrip() + "\n", completion="",
+    """The sandbox program for one example (official mode: tests run as written).
+
+    `using static` on each top-level non-generic class lets tests call a method either as
+    `Class.Method(...)` or plain `Method(...)`, as teachers write both.
+    """
+    statics = "".join(f"using static {n};\n" for kind, n, generic in top_level_types(solution)
+                      if kind in ("class", "struct") and not generic and n != "Problem")
+    return Program(prompt=HEADER + statics + solution.rstrip() + "\n", completion="",
                    tests=_MAIN_OPEN + tests.rstrip() + _MAIN_CLOSE, mode="official", name=name)
+
+
+def with_standard_usings(solution: str) -> str:
+    """The solution headed by the standard using block plus its own other usings."""
+    own = [ns for ns in _USING.findall(solution) if ns not in STANDARD_USINGS]
+    body = _USING.sub("", solution).strip("\n")
+    usings = "".join(f"using {ns};\n" for ns in (*STANDARD_USINGS, *dict.fromkeys(own)))
+    return f"{usings}\n{body}"
+
+
+def wrap_bare_methods(solution: str) -> str:
+    """Methods written without a class (C# needs one) go into `public static class Solution`."""
+    if top_level_types(solution) or not static_methods(solution):
+        return solution
+    lines = solution.splitlines()
+    usings = [ln for ln in lines if ln.strip().startswith("using ") and ln.strip().endswith(";")]
+    body = [ln for ln in lines if ln not in usings]
+    inner = "\n".join(("    " + ln) if ln.strip() else "" for ln in body).strip("\n")
+    head = "\n".join(usings) + "\n\n" if usings else ""
+    return f"{head}public static class Solution\n{{\n{inner}\n}}"
 
 
 def assertion_count(tests: str) -> int:
@@ -115,6 +160,36 @@ def calls_solution(solution: str, tests: str) -> bool:
             if mask[m.start()]:
                 return True
     return False
+
+
+def split_statements(tests: str) -> list[str]:
+    """Top-level statements of a tests block (complete `...;` or `{...}` units)."""
+    mask = code_mask(tests)
+    out, depth, start = [], 0, 0
+    for k, ch in enumerate(tests):
+        if not mask[k]:
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0 and ch == "}" and not tests[k + 1:].lstrip().startswith(("catch", "finally", "else")):
+                out.append(tests[start:k + 1].strip())
+                start = k + 1
+        elif ch == ";" and depth == 0:
+            out.append(tests[start:k + 1].strip())
+            start = k + 1
+    return [s for s in out if s]
+
+
+def assert_only(tests: str) -> list[str] | None:
+    """The assertions, when the tests are nothing but top-level `Debug.Assert(...);` lines."""
+    stmts = ["\n".join(ln for ln in s.splitlines() if not ln.strip().startswith("//")).strip()
+             for s in split_statements(tests)]
+    if stmts and all(assertion_count(s) == 1 and s.startswith(("Debug.Assert(", "System.Diagnostics.Debug.Assert("))
+                     for s in stmts):
+        return stmts
+    return None
 
 
 def stub_bodies(solution: str) -> str | None:

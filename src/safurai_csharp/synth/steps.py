@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..decontam import Blocklist, tokens
 from .parse import ParseError, parse_answer
-from .program import assertion_count, calls_solution, program, stub_bodies
+from .program import assert_only, assertion_count, calls_solution, program, stub_bodies
 
 Record = dict[str, Any]
 
@@ -54,12 +54,44 @@ class ParseStep:
 
 class ExecutionStep:
     """Compiles and runs solution + tests in the sandbox; the tests must call the solution,
-    hold at least `min_asserts` assertions and fail on the `return default(T);` mutant."""
+    hold at least `min_asserts` assertions and fail on the `return default(T);` mutant.
+
+    `prune`: a small teacher often writes a right solution and then miscomputes an expected
+    value by hand. When the tests are plain assertions, each one is run on its own and only
+    those the solution satisfies are kept (an agreement of two independent answers, the
+    code's and the teacher's arithmetic, as in CodeT); the pruned tests must still hold
+    `min_asserts` assertions, pass together and fail on the mutant.
+    """
 
     name = "execution"
 
-    def __init__(self, executor: Any, *, min_asserts: int = 3, mutant_check: bool = True) -> None:
-        self.executor, self.min_asserts, self.mutant_check = executor, min_asserts, mutant_check
+    def __init__(self, executor: Any, *, min_asserts: int = 3, mutant_check: bool = True,
+                 prune: bool = True) -> None:
+        self.executor, self.min_asserts, self.mutant_check, self.prune = executor, min_asserts, mutant_check, prune
+
+    def _prune(self, records: list[Record], failed: list[int]) -> list[int]:
+        """Rewrites the tests of the failed examples that keep enough passing assertions;
+        returns their indices (to be run again as a whole)."""
+        jobs: list[tuple[int, str]] = []
+        for i in failed:
+            asserts = assert_only(records[i]["tests"])
+            if asserts and len(asserts) >= self.min_asserts:
+                jobs += [(i, a) for a in asserts]
+        verdicts = self.executor.run([program(records[i]["solution"], a) for i, a in jobs])
+        kept: dict[int, list[str]] = {}
+        for (i, a), res in zip(jobs, verdicts, strict=True):
+            kept.setdefault(i, [])
+            if res.passed:
+                kept[i].append(a)
+        retry = []
+        for i, asserts in kept.items():
+            if len(asserts) >= self.min_asserts:
+                rec = records[i]
+                rec["asserts_pruned"] = len(assert_only(rec["tests"]) or []) - len(asserts)
+                rec["tests"] = "\n".join(asserts)
+                rec["id"] = content_id(rec["instruction"], rec["solution"], rec["tests"])
+                retry.append(i)
+        return retry
 
     def __call__(self, records: list[Record]) -> list[str | None]:
         reasons: list[str | None] = [None] * len(records)
@@ -75,6 +107,14 @@ class ExecutionStep:
             records[i]["execution"] = res.status.value
             if not res.passed:
                 reasons[i] = f"solution_{res.status.value}"
+        if self.prune:
+            retry = self._prune(records, [i for i in todo if reasons[i] in (
+                "solution_assertion_failed", "solution_compile_error", "solution_exception")])
+            again = self.executor.run([program(records[i]["solution"], records[i]["tests"]) for i in retry])
+            for i, res in zip(retry, again, strict=True):
+                if res.passed:
+                    reasons[i] = None
+                    records[i]["execution"] = "pass_pruned"
         if self.mutant_check:
             passed = [i for i in todo if reasons[i] is None]
             mutants = {i: stub_bodies(records[i]["solution"]) for i in passed}

@@ -1,0 +1,67 @@
+"""The teacher: materialised by prepare_teacher, opened as a chat engine by the data stages.
+
+`source: base` is self-instruct as in the paper (the teacher is the student's own base
+model): prepare_teacher hard-links the base checkpoint's files into the teacher directory,
+so DVC sees a real output whose content hash equals the base model's (no second copy in
+the DVC cache, none on disk). `source: none` is a remote teacher behind the openai engine:
+the directory then only holds teacher.json, which names the server and model, so a change
+of teacher still changes the hash every downstream stage depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..config import TeacherParams
+
+
+def prepare_teacher(cfg: TeacherParams, base_dir: Path, wheel_dir: Path) -> dict[str, Any]:
+    out = Path(cfg.model_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    if cfg.source == "base":
+        if not (base_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{base_dir}: no base checkpoint (run the prepare_base stage first)")
+        out.mkdir(parents=True)
+        for f in sorted(p for p in base_dir.rglob("*") if p.is_file()):
+            dest = out / f.relative_to(base_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, dest)
+            except OSError:  # another file system, or links not allowed: copy
+                shutil.copy2(f, dest)
+        record = {"kind": "base", "base_dir": str(base_dir)}
+    elif cfg.source == "none":
+        out.mkdir(parents=True)
+        opts = cfg.engine_options
+        record = {"kind": "remote", "engine": cfg.engine, "base_url": opts.base_url or os.environ.get("OPENAI_BASE_URL"),
+                  "served_model": opts.served_model}
+    else:
+        from ..basemodel import prepare_base_model
+
+        prepare_base_model(cfg.source, out, wheel_dir=wheel_dir, dtype=cfg.dtype, revision=cfg.revision)
+        record = {"kind": "model", "source": cfg.source}
+    (out / "teacher.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def describe(cfg: TeacherParams) -> str:
+    """A short name of the teacher for each record's `teacher` field."""
+    if cfg.source == "none":
+        return f"openai:{cfg.engine_options.served_model}"
+    source_json = Path(cfg.model_dir) / "source.json"
+    if source_json.is_file():
+        return str(json.loads(source_json.read_text()).get("source", cfg.source))
+    return cfg.source
+
+
+def open_teacher(cfg: TeacherParams, seed: int):
+    """The teacher's engine (its `chat` method is what the data stages call)."""
+    from ..engines import make_engine
+
+    model_dir = None if cfg.engine == "openai" else Path(cfg.model_dir)
+    return make_engine(cfg.engine, model_dir, seed=seed, **cfg.engine_options.model_dump())
