@@ -41,6 +41,8 @@ def project(tmp_path_factory):
     params["base_model"]["dtype"] = "float32"
     params["benchmark"]["limit"] = 3
     params["eval_multipl_e"]["max_new_tokens"] = 24
+    params["generate"]["max_new_tokens"] = 64
+    params["evolve"]["max_new_tokens"] = 64
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], proj)
     sh(["dvc", "init", "-q"], proj)
@@ -65,6 +67,26 @@ def test_repro_builds_every_output(project):
     assert all(len(r["completions"]) == 1 and set(r["results"]) == {"official", "corrected"} for r in results)
 
 
+def test_data_stages_write_records_funnel_and_training_set(project):
+    proj, _ = project
+    generated = [json.loads(line) for line in (proj / "data/generated/examples.jsonl").read_text().splitlines()]
+    assert [g["index"] for g in generated] == [0, 1, 2, 3] and all(g["raw"] is not None for g in generated)
+    assert json.loads((proj / "models/teacher/teacher.json").read_text())["kind"] == "base"
+    assert (proj / "models/teacher/model.safetensors").stat().st_ino == (proj / "models/base/model.safetensors").stat().st_ino \
+        or (proj / "models/teacher/model.safetensors").read_bytes() == (proj / "models/base/model.safetensors").read_bytes()
+    funnel = json.loads((proj / "metrics/filter.json").read_text())["funnel"]
+    assert list(funnel) == ["input", "parse", "execution", "dedup", "decontam", "heuristics", "keep"]
+    assert funnel["input"] == 4 and all(a >= b for a, b in zip(list(funnel.values()), list(funnel.values())[1:]))
+    plot = json.loads((proj / "metrics/filter_funnel.json").read_text())
+    assert [p["examples"] for p in plot] == list(funnel.values())
+    for k in (1, 2, 3):
+        rnd = json.loads((proj / f"metrics/evolve/round{k}.json").read_text())
+        assert rnd["round"] == k and rnd["pool"] == rnd["evolved"] + rnd["carried"]
+    sft = json.loads((proj / "metrics/sft_data.json").read_text())
+    assert sft["train"] + sft["validation"] == sft["examples"]
+    assert (proj / "data/sft/train.jsonl").exists() and (proj / "data/sft/validation.jsonl").exists()
+
+
 def test_every_stage_logged_to_mlflow_with_lineage(project):
     import mlflow
 
@@ -73,7 +95,10 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     exp = client.get_experiment_by_name("safurai-csharp-tiny")
     runs = client.search_runs([exp.experiment_id])
     by_stage = {r.data.tags["dvc.stage"]: r for r in runs}
-    assert set(by_stage) == {"prepare_base", "benchmark", "eval_multipl_e@base"}
+    assert set(by_stage) == {"prepare_base", "benchmark", "prepare_teacher", "generate", "filter", "evolve@1",
+                             "evolve@2", "evolve@3", "sft_data", "eval_multipl_e@base"}
+    assert "funnel.parse" in by_stage["filter"].data.metrics
+    assert by_stage["generate"].data.params["generate.num_tasks"] == "4"
     ev = by_stage["eval_multipl_e@base"]
     assert "corrected.pass_at_1" in ev.data.metrics and "official.pass_at_1" in ev.data.metrics
     assert ev.data.params["eval_multipl_e.max_new_tokens"] == "24"

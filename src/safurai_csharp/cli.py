@@ -6,9 +6,10 @@ import argparse
 import sys
 
 from . import eval_completions
-from .stages import benchmark, eval_multipl_e, prepare_base
+from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
 
-COMMANDS = (prepare_base, benchmark, eval_multipl_e, eval_completions)
+COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, sft_data, eval_multipl_e,
+            eval_completions)
 
 
 def build_parser() -> argparse.ArgumentParser:

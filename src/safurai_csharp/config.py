@@ -114,7 +114,7 @@ class EvalTarget(Section):
 class EvalParams(Section):
     """`safurai-csharp eval-multipl-e --target NAME` (DVC stage eval_multipl_e@NAME)."""
 
-    engine: Literal["vllm", "hf"] = "vllm"
+    engine: Literal["vllm", "hf", "openai"] = "vllm"
     engine_options: EngineOptions = EngineOptions()
     n: int = Field(1, ge=1)
     temperature: float = Field(0.0, ge=0)
@@ -182,6 +182,7 @@ class GenerateParams(Section):
 class ExecutionCheckParams(Section):
     min_asserts: int = Field(3, ge=1, description="fewer assertions = weak tests")
     mutant_check: bool = Field(True, description="tests must fail on `return default(T);` bodies")
+    prune: bool = Field(True, description="keep the assertions the solution passes (CodeT-style agreement)")
 
 
 class DedupParams(Section):

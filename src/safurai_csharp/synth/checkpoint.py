@@ -36,6 +36,7 @@ def load_complete(path: Path, size: int, num_tasks: int) -> dict[int, list[dict]
     """chunk -> its records, for the chunks that were fully written."""
     if not path.is_file():
         return {}
+    _drop_torn_tail(path)
     by_chunk: dict[int, dict[int, dict]] = {}
     with path.open(encoding="utf-8") as fh:
         for line in fh:
@@ -52,6 +53,14 @@ def load_complete(path: Path, size: int, num_tasks: int) -> dict[int, list[dict]
         if all(i in got for i in idx):
             done[c] = [got[i] for i in idx]
     return done
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line, or the next append would glue onto it and be lost."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def append_chunk(path: Path, chunk: int, records: list[dict]) -> None:

@@ -1,0 +1,192 @@
+"""Stage evolve@K: one round of Evol-Instruct (WizardCoder's code methods) on round K-1's pool.
+
+Per parent, a method drawn with a generator seeded by (evolve.seed, K, parent id); the
+teacher rewrites the task, then solves the rewritten task with new solution and tests.
+Elimination follows WizardLM (no information gain; refusal or too short; copies the
+evolution prompt's scaffolding) plus ours: the evolved example must pass the same
+execution check, heuristics and decontamination as a generated one. A parent whose
+evolution is eliminated is carried into the next round's pool (`carried: true`), as
+WizardLM does; the training set takes only the new examples of each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from ..config import Params, ParamsError, load_params
+from ..decontam import tokens
+from ..jsonl import read_jsonl, write_json, write_jsonl
+from ..synth import checkpoint
+from ..synth.data import load_fewshot
+from ..synth.parse import ParseError, parse_answer
+from ..synth.prompts import SCAFFOLDING, evolution_messages, solve_messages, task_seed
+from ..synth.steps import REFUSAL, DecontamStep, ExecutionStep, HeuristicsStep, content_id, run_steps
+from ..synth.teacher import describe, open_teacher
+from ..tracking import flatten, log_metrics, stage_run
+from .generate import CHECKPOINT_ROOT
+
+_LEAD = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:new |rewritten |evolved )?(?:question|task|prompt)\s*:?\s*(?:\*\*)?\s*:?\s*\n?",
+                   re.IGNORECASE)
+
+
+def clean_instruction(text: str) -> str:
+    return _LEAD.sub("", text.strip(), count=1).strip()
+
+
+def similarity(a: str, b: str) -> float:
+    ta, tb = set(tokens(a.lower())), set(tokens(b.lower()))
+    return len(ta & tb) / max(1, len(ta | tb))
+
+
+def eliminate(parent: str, evolved: str, params: Params) -> str | None:
+    """WizardLM's elimination rules on the evolved task text; None = keep."""
+    cfg = params.evolve
+    if len(evolved) < params.filter.heuristics.min_instruction_chars or REFUSAL.search(evolved):
+        return "refusal_or_too_short"
+    low = evolved.lower()
+    if any(s in low for s in SCAFFOLDING):
+        return "copies_evolution_prompt"
+    if similarity(parent, evolved) >= cfg.max_similarity or len(evolved) - len(parent) < cfg.min_growth_chars:
+        return "no_information_gain"
+    return None
+
+
+def method_for(parent_id: str, k: int, params: Params) -> str:
+    rng = random.Random(f"{params.evolve.seed}:{k}:{parent_id}")
+    return params.evolve.methods[rng.randrange(len(params.evolve.methods))]
+
+
+def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_root: Path = CHECKPOINT_ROOT,
+                      stop_after_chunks: int | None = None) -> list[dict]:
+    """Teacher calls (resumable, chunked like generate): one candidate per parent."""
+    from ..engines import SamplingConfig
+    from ..hashing import path_digest
+
+    cfg, tcfg = params.evolve, params.teacher
+    fewshot = load_fewshot()
+    size = params.generate.chunk_size
+    key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
+           "engine_options": tcfg.engine_options.model_dump(), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
+           "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot}
+    path = checkpoint.checkpoint_path(checkpoint_root, "evolve", key)
+    done = checkpoint.load_complete(path, size, len(parents))
+    engine = None
+    new_chunks = 0
+    try:
+        for c, idx in checkpoint.chunks(len(parents), size):
+            if c in done:
+                continue
+            if stop_after_chunks is not None and new_chunks >= stop_after_chunks:
+                break
+            engine = engine or open_teacher(tcfg, cfg.seed)
+            chunk = [parents[i] for i in idx]
+            seeds = [task_seed(cfg.seed * 1000 + k, i) for i in idx]
+            methods = [method_for(p["id"], k, params) for p in chunk]
+            sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                      seed=cfg.seed)
+            rewritten = engine.chat([evolution_messages(m, p["instruction"]) for m, p in zip(methods, chunk)],
+                                    sampling, seeds=seeds)
+            evolved = [clean_instruction(r[0]) for r in rewritten]
+            reasons = [eliminate(p["instruction"], e, params) for p, e in zip(chunk, evolved)]
+            todo = [j for j, r in enumerate(reasons) if r is None]
+            shots = tuple(range(min(cfg.fewshot, len(fewshot))))
+            answers = engine.chat([solve_messages(evolved[j], fewshot, shots) for j in todo], sampling,
+                                  seeds=[seeds[j] for j in todo]) if todo else []
+            answer_of = {j: a[0] for j, a in zip(todo, answers, strict=True)}
+            records = [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
+                        "elimination": r, "raw": answer_of.get(j)}
+                       for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))]
+            checkpoint.append_chunk(path, c, records)
+            done[c] = records
+            new_chunks += 1
+    finally:
+        if engine is not None:
+            engine.close()
+    return [checkpoint.strip_chunk(r) for c in sorted(done) for r in done[c]]
+
+
+def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -> dict | str:
+    """The evolved example, or the reason it cannot be one."""
+    if cand["elimination"]:
+        return cand["elimination"]
+    raw = cand["raw"] or ""
+    try:
+        p = parse_answer(raw)
+    except ParseError:
+        try:  # the answer skipped repeating the task: the rewritten task is known anyway
+            p = parse_answer(f"### Task\n{cand['evolved_instruction']}\n\n{raw}")
+        except ParseError as exc:
+            return f"parse_{exc.reason}"
+    ins = cand["evolved_instruction"]
+    return {"id": content_id(ins, p.solution, p.tests), "instruction": ins, "solution": p.solution, "tests": p.tests,
+            "topic": parent.get("topic"), "concept": parent.get("concept"), "teacher": teacher,
+            "sampling": {"temperature": params.evolve.temperature, "top_p": params.evolve.top_p,
+                         "max_new_tokens": params.evolve.max_new_tokens},
+            "seed": cand["seed"], "raw": raw, "round": k, "method": cand["method"], "parent_id": parent["id"]}
+
+
+def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict], dict[str, Any]]:
+    """Pure core: the round's pool (new examples + carried parents) and its metrics."""
+    from ..csharp import make_executor
+    from .filter import blocklist
+
+    teacher = describe(params.teacher)
+    candidates = evolve_candidates(parents, k, params)
+    outcomes = [to_example(c, p, k, teacher, params) for c, p in zip(candidates, parents, strict=True)]
+    examples = [o for o in outcomes if isinstance(o, dict)]
+    f = params.filter
+    steps = [ExecutionStep(make_executor(params.sandbox), min_asserts=f.execution.min_asserts,
+                           mutant_check=f.execution.mutant_check, prune=f.execution.prune),
+             HeuristicsStep(**f.heuristics.model_dump()), DecontamStep(blocklist(params))]
+    kept, funnel = run_steps(examples, steps)
+    kept_parents = {e["parent_id"] for e in kept}
+    carried = [{**p, "carried": True} for p in parents if p["id"] not in kept_parents]
+    pool = [{**e, "carried": False} for e in kept] + carried
+    eliminated: dict[str, int] = {}
+    for o in outcomes:
+        if isinstance(o, str):
+            eliminated[o] = eliminated.get(o, 0) + 1
+    for step in funnel[1:]:
+        for reason, n in step["dropped"].items():
+            eliminated[reason] = eliminated.get(reason, 0) + n
+    methods: dict[str, dict[str, int]] = {}
+    for c in candidates:
+        m = methods.setdefault(c["method"], {"tried": 0, "kept": 0})
+        m["tried"] += 1
+    for e in kept:
+        methods[e["method"]]["kept"] += 1
+    metrics = {"round": k, "parents": len(parents), "evolved": len(kept), "carried": len(carried),
+               "pool": len(pool), "survival": round(len(kept) / max(1, len(parents)), 4),
+               "eliminated": dict(sorted(eliminated.items())), "methods": methods}
+    return pool, metrics
+
+
+def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
+    params = load_params(params_path)
+    cfg = params.evolve
+    if str(round_k) not in cfg.rounds:
+        raise ParamsError(f"evolve.rounds has no round {round_k}; known: {', '.join(cfg.rounds)}")
+    rnd = cfg.rounds[str(round_k)]
+    parents = read_jsonl(rnd.parent)
+    logged = {"evolve": cfg.model_dump(exclude={"rounds"}), "round": round_k, "parent": rnd.parent,
+              "teacher": params.teacher.model_dump(), "filter.execution": params.filter.execution.model_dump()}
+    with stage_run(params.mlflow, f"evolve@{round_k}", params=logged, run_name=f"evolve@{round_k}",
+                   inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir}) as mlflow:
+        pool, metrics = evolve_round(parents, round_k, params)
+        metrics_path = Path(cfg.metrics_dir) / f"round{round_k}.json"
+        write_jsonl(rnd.out, pool)
+        write_json(metrics_path, metrics)
+        log_metrics(mlflow, flatten("", {k: v for k, v in metrics.items() if k != "round"}))
+        mlflow.log_artifact(str(metrics_path))
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evolve", help="one Evol-Instruct round (stages evolve@1..N)")
+    p.add_argument("--round", type=int, required=True, dest="round_k", help="a key of evolve.rounds")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=lambda a: run(a.round_k, a.params))

@@ -1,0 +1,118 @@
+"""Stage filter: generated examples → training-grade examples, with a funnel.
+
+Steps, in params order (default: parse, execution, dedup, decontam, heuristics[, judge]),
+each drop reason counted. Then the best `keep` survive: by judge score when the judge ran,
+else a seeded random sample (generation order is topic-biased by chunk, a sample is not).
+The funnel goes to metrics/filter.json, a DVC plot file and MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Params, load_params
+from ..jsonl import read_jsonl, write_json, write_jsonl
+from ..synth.steps import (DecontamStep, DedupStep, ExecutionStep, HeuristicsStep, JudgeStep, ParseStep,
+                           Record, Step, run_steps)
+from ..tracking import flatten, log_metrics, stage_run
+
+
+def blocklist(params: Params):
+    from ..decontam import Blocklist, evaluation_documents
+
+    d = params.filter.decontam
+    docs = evaluation_documents(read_jsonl(params.benchmark.out), reference_solutions=d.reference_solutions,
+                                extra_files=d.extra_files)
+    return Blocklist(docs, n=d.n, threshold=d.threshold)
+
+
+def teacher_chat(params: Params, max_new_tokens: int, seed: int) -> Callable[[list[list[dict]]], list[str]]:
+    """A greedy chat function on the teacher, opened on first use and closed by the caller."""
+    from ..engines import SamplingConfig
+    from ..synth.teacher import open_teacher
+
+    holder: dict[str, Any] = {}
+
+    def chat(conversations: list[list[dict]]) -> list[str]:
+        if "engine" not in holder:
+            holder["engine"] = open_teacher(params.teacher, seed)
+        outs = holder["engine"].chat(conversations, SamplingConfig(max_new_tokens=max_new_tokens, seed=seed))
+        return [o[0] for o in outs]
+
+    chat.close = lambda: holder.pop("engine").close() if "engine" in holder else None  # type: ignore[attr-defined]
+    return chat
+
+
+# name -> builder(params, context). Explicit registry: adding a step = one class + one line.
+STEP_BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Step]] = {
+    "parse": lambda p, ctx: ParseStep(),
+    "execution": lambda p, ctx: ExecutionStep(ctx["executor"], min_asserts=p.filter.execution.min_asserts,
+                                              mutant_check=p.filter.execution.mutant_check,
+                                              prune=p.filter.execution.prune),
+    "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
+                                      shingle=p.filter.dedup.shingle, seed=p.filter.seed),
+    "decontam": lambda p, ctx: DecontamStep(blocklist(p)),
+    "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
+    "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
+}
+
+
+def select(records: list[Record], keep: int, seed: int) -> list[Record]:
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    rank = {i: r for r, i in enumerate(order)}
+    best = sorted(range(len(records)), key=lambda i: (-(records[i].get("judge_score") or 0), rank[i]))[:keep]
+    return [records[i] for i in sorted(best)]
+
+
+def filter_records(records: list[Record], params: Params) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Pure core: survivors (in generation order) and the funnel."""
+    from ..csharp import make_executor
+
+    cfg = params.filter
+    ctx: dict[str, Any] = {}
+    if "execution" in cfg.steps:
+        ctx["executor"] = make_executor(params.sandbox)
+    if "judge" in cfg.steps:
+        ctx["chat"] = teacher_chat(params, cfg.judge.max_new_tokens, cfg.seed)
+    try:
+        steps = [STEP_BUILDERS[name](params, ctx) for name in cfg.steps]
+        kept, funnel = run_steps([dict(r) for r in records], steps)
+    finally:
+        if "chat" in ctx:
+            ctx["chat"].close()
+    final = select(kept, cfg.keep, cfg.seed)
+    funnel.append({"step": "keep", "kept": len(final), "dropped": {"over_keep": len(kept) - len(final)} if len(kept) > len(final) else {}})
+    return final, funnel
+
+
+def run(params_path: str = "params.yaml") -> dict[str, Any]:
+    params = load_params(params_path)
+    cfg = params.filter
+    records = read_jsonl(params.generate.out)
+    logged = {"filter": cfg.model_dump(), "sandbox": params.sandbox.model_dump()}
+    with stage_run(params.mlflow, "filter", params=logged,
+                   inputs={"generated": params.generate.out, "benchmark": params.benchmark.out}) as mlflow:
+        kept, funnel = filter_records(records, params)
+        for rec in kept:
+            rec.update(round=0, method=None, parent_id=None)
+        metrics = {"input": len(records), "kept": len(kept),
+                   "yield": round(len(kept) / max(1, len(records)), 4),
+                   "funnel": {f["step"]: f["kept"] for f in funnel},
+                   "dropped": {f["step"]: f["dropped"] for f in funnel if f["dropped"]}}
+        write_jsonl(cfg.out, kept)
+        write_json(cfg.metrics, metrics)
+        write_json(cfg.funnel_plot, [{"step": f"{i} {f['step']}", "examples": f["kept"]} for i, f in enumerate(funnel)])
+        log_metrics(mlflow, flatten("funnel", metrics["funnel"]))
+        log_metrics(mlflow, {"kept": len(kept), "yield": metrics["yield"]})
+        mlflow.log_artifact(cfg.metrics)
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("filter", help="parse, execute, dedup, decontaminate, keep the best (stage filter)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=lambda a: run(a.params))

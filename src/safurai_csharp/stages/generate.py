@@ -1,0 +1,114 @@
+"""Stage generate: the teacher writes C# tasks with solutions and tests (self-instruct).
+
+Task i asks for a topic and concept of the shipped taxonomy with few-shot examples of the
+exact answer format, both drawn by a generator seeded by (generate.seed, i), and is sampled
+with its own seed. Records are written whether or not they parse: the filter counts what
+the teacher got wrong (its first funnel step), and `raw` keeps the answer for re-parsing.
+Resumable: see synth/checkpoint.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import Params, load_params
+from ..jsonl import write_json, write_jsonl
+from ..synth import checkpoint
+from ..synth.data import load_fewshot, load_taxonomy
+from ..synth.parse import ParseError, parse_answer
+from ..synth.prompts import generation_messages, task_seed, task_spec
+from ..synth.steps import content_id
+from ..synth.teacher import describe, open_teacher
+from ..tracking import flatten, log_metrics, stage_run
+
+CHECKPOINT_ROOT = Path(".cache/checkpoints")
+
+
+def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"index": spec.index, "topic": spec.topic, "concept": spec.concept,
+                           "teacher": teacher, "sampling": sampling, "seed": seed}
+    try:
+        p = parse_answer(raw)
+        rec.update(id=content_id(p.instruction, p.solution, p.tests), instruction=p.instruction,
+                   solution=p.solution, tests=p.tests, parse_error=None)
+    except ParseError as exc:
+        rec.update(id=content_id(raw, "", ""), instruction=None, solution=None, tests=None,
+                   parse_error=exc.reason)
+    rec["raw"] = raw
+    return rec
+
+
+def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after_chunks: int | None = None
+             ) -> tuple[list[dict], dict[str, Any]]:
+    """Pure core: returns the records (by task index) and generation stats.
+
+    `stop_after_chunks` ends the run early after that many new chunks (for tests of resume).
+    """
+    from ..engines import SamplingConfig
+    from ..hashing import path_digest
+
+    cfg, tcfg = params.generate, params.teacher
+    taxonomy, fewshot = load_taxonomy(), load_fewshot()
+    teacher = describe(tcfg)
+    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
+    key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
+           "engine_options": tcfg.engine_options.model_dump(), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
+           "taxonomy": taxonomy, "fewshot": fewshot}
+    path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
+    done = checkpoint.load_complete(path, cfg.chunk_size, cfg.num_tasks)
+    stats: dict[str, Any] = {"resumed_tasks": sum(len(v) for v in done.values()), "generated_tokens": 0, "seconds": 0.0}
+    engine = None
+    new_chunks = 0
+    try:
+        for c, idx in checkpoint.chunks(cfg.num_tasks, cfg.chunk_size):
+            if c in done:
+                continue
+            if stop_after_chunks is not None and new_chunks >= stop_after_chunks:
+                break
+            if engine is None:
+                engine = open_teacher(tcfg, cfg.seed)
+            specs = [task_spec(i, cfg.seed, taxonomy, fewshot, cfg.fewshot) for i in idx]
+            seeds = [task_seed(cfg.seed, i) for i in idx]
+            start = time.perf_counter()
+            outs = engine.chat([generation_messages(s, fewshot) for s in specs],
+                               SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed), seeds=seeds)
+            stats["seconds"] += time.perf_counter() - start
+            stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0)
+            records = [make_record(s, sd, o[0], teacher, sampling) for s, sd, o in zip(specs, seeds, outs, strict=True)]
+            checkpoint.append_chunk(path, c, records)
+            done[c] = records
+            new_chunks += 1
+    finally:
+        if engine is not None:
+            engine.close()
+    records = [checkpoint.strip_chunk(r) for c in sorted(done) for r in done[c]]
+    stats["seconds"] = round(stats["seconds"], 2)
+    stats["tokens_per_s"] = round(stats["generated_tokens"] / stats["seconds"], 1) if stats["seconds"] else 0.0
+    stats["checkpoint"] = str(path)
+    return records, stats
+
+
+def run(params_path: str = "params.yaml") -> dict[str, Any]:
+    params = load_params(params_path)
+    cfg = params.generate
+    logged = {"generate": cfg.model_dump(), "teacher": params.teacher.model_dump()}
+    with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir}) as mlflow:
+        records, stats = generate(params)
+        parsed = sum(r["parse_error"] is None for r in records)
+        metrics = {"tasks": len(records), "parsed": parsed, "parse_rate": round(parsed / max(1, len(records)), 4),
+                   "topics": len({r["topic"] for r in records}), "generation": stats}
+        write_jsonl(cfg.out, records)
+        write_json(cfg.metrics, metrics)
+        log_metrics(mlflow, flatten("", metrics))
+        mlflow.log_artifact(cfg.metrics)
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="teacher writes C# tasks, solutions and tests (stage generate)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=lambda a: run(a.params))
