@@ -91,3 +91,38 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, teacher):
     finish(cli(killed))  # a finished run resumes everything and generates nothing
     assert (killed / "data/generated/examples.jsonl").read_text() == expected
     assert json.loads((killed / "metrics/generate.json").read_text())["generation"]["resumed_tasks"] == 12
+
+
+def test_repair_turn_sends_the_sandbox_verdict_back():
+    import shutil
+
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.engines import SamplingConfig
+    from safurai_csharp.stages.generate import repair
+    from safurai_csharp.synth.parse import render_answer
+
+    if not all(shutil.which(t) for t in ("mcs", "mono", "bwrap", "prlimit")):
+        pytest.skip("mono/bubblewrap not installed")
+    task = "Return the square of an integer, negative inputs included."
+    good = "public static class M\n{\n    public static int Sq(int x) { return x * x; }\n}"
+    tests = "Debug.Assert(M.Sq(2) == 4);\nDebug.Assert(M.Sq(-3) == 9);\nDebug.Assert(M.Sq(0) == 0);"
+    broken = render_answer(task, good.replace("x * x;", "x * x"), tests)  # missing ';'
+    fine = render_answer(task, good, tests)
+    seen = []
+
+    class Teacher:  # answers every feedback turn with the fixed program
+        last_stats = {"generated_tokens": 0}
+
+        def chat(self, conversations, sampling, seeds=None):
+            seen.extend(conversations)
+            return [[fine] for _ in conversations]
+
+    convs = [[{"role": "user", "content": "write one"}]] * 3
+    answers, log = repair(Teacher(), Executor(Limits(), workers=2), convs, [broken, fine, "not parseable"],
+                          [1, 2, 3], SamplingConfig(temperature=0.7), rounds=1)
+    assert answers == [fine, fine, "not parseable"]
+    assert log[0]["first_status"] == "compile_error" and log[0]["raw_first"] == broken
+    assert log[1] is None and log[2] is None
+    assert len(seen) == 1 and seen[0][-2] == {"role": "assistant", "content": broken}
+    assert "does not compile" in seen[0][-1]["content"] and "error CS1525" in seen[0][-1]["content"]
+    assert "/job/" not in seen[0][-1]["content"]

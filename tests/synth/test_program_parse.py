@@ -5,7 +5,7 @@ import pytest
 from safurai_csharp.synth.parse import ParseError, complete_statements, parse_answer, render_answer
 from safurai_csharp.synth.program import (assert_only, assertion_count, calls_solution, method_names, program,
                                           split_statements, static_methods, stub_bodies, top_level_types,
-                                          with_standard_usings, wrap_bare_methods)
+                                          with_standard_usings, wrap_bare_methods, rename_clashing_classes)
 
 SOL = '''public static class Text
 {
@@ -104,3 +104,14 @@ def test_statement_split_and_assert_only():
     assert assert_only(tests) is None
     assert assert_only("Debug.Assert(F(1) == 1);\n// note\nDebug.Assert(F(2) == 2);") == ["Debug.Assert(F(1) == 1);",
                                                                                         "Debug.Assert(F(2) == 2);"]
+
+
+def test_repairs_for_common_small_teacher_slips():
+    bare = "public int Twice(int x)\n{\n    return 2 * x;\n}\nprivate List<int> Pair(int a) { return new List<int> { a, a }; }"
+    wrapped = wrap_bare_methods(bare)
+    assert "public static int Twice" in wrapped and "private static List<int> Pair" in wrapped
+    assert wrapped.startswith("public static class Solution")
+    sol = "public static class Add\n{\n    public static int Add(int a, int b) { return a + b; }\n}"
+    new_sol, new_tests = rename_clashing_classes(sol, 'Debug.Assert(Add.Add(1, 2) == 3);\nDebug.Assert(Add(2, 2) == 4);')
+    assert "class AddSolution" in new_sol and "static int Add(" in new_sol
+    assert new_tests == 'Debug.Assert(AddSolution.Add(1, 2) == 3);\nDebug.Assert(Add(2, 2) == 4);'

@@ -4,7 +4,10 @@ Task i asks for a topic and concept of the shipped taxonomy with few-shot exampl
 exact answer format, both drawn by a generator seeded by (generate.seed, i), and is sampled
 with its own seed. Records are written whether or not they parse: the filter counts what
 the teacher got wrong (its first funnel step), and `raw` keeps the answer for re-parsing.
-Resumable: see synth/checkpoint.py.
+With `repair_rounds` > 0, an answer that parses but fails in the sandbox (compile error,
+failed assertion, exception) goes back to the teacher once more with what the sandbox saw
+(self-debugging); the record keeps the first answer in `raw_first` and the failure in
+`repair`. Resumable: see synth/checkpoint.py.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from ..jsonl import write_json, write_jsonl
 from ..synth import checkpoint
 from ..synth.data import load_fewshot, load_taxonomy
 from ..synth.parse import ParseError, parse_answer
-from ..synth.prompts import generation_messages, task_seed, task_spec
+from ..synth.program import program
+from ..synth.prompts import generation_messages, repair_messages, task_seed, task_spec
 from ..synth.steps import content_id
 from ..synth.teacher import describe, open_teacher
 from ..tracking import flatten, log_metrics, stage_run
@@ -41,6 +45,36 @@ def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any
     return rec
 
 
+REPAIRABLE = ("compile_error", "assertion_failed", "exception", "no_verdict")
+
+
+def repair(engine, executor, convs: list[list[dict]], answers: list[str], seeds: list[int], sampling, rounds: int
+           ) -> tuple[list[str], list[dict | None]]:
+    """Feedback turns for answers that parse but fail in the sandbox. Returns the final
+    answers and, per answer, the repair record (None when untouched)."""
+    log: list[dict | None] = [None] * len(answers)
+    for r in range(rounds):
+        todo, runs = [], []
+        for i, a in enumerate(answers):
+            try:
+                p = parse_answer(a)
+            except ParseError:
+                continue
+            todo.append(i)
+            runs.append(program(p.solution, p.tests))
+        results = executor.run(runs) if runs else []
+        failed = [(i, res) for i, res in zip(todo, results, strict=True) if res.status.value in REPAIRABLE]
+        if not failed:
+            break
+        outs = engine.chat([repair_messages(convs[i], answers[i], res.status.value, res.detail) for i, res in failed],
+                           sampling, seeds=[seeds[i] + r + 1 for i, _ in failed])
+        for (i, res), out in zip(failed, outs, strict=True):
+            log[i] = {"rounds": r + 1, "first_status": (log[i] or {}).get("first_status", res.status.value),
+                      "raw_first": (log[i] or {}).get("raw_first", answers[i])}
+            answers[i] = out[0]
+    return answers, log
+
+
 def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after_chunks: int | None = None
              ) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: returns the records (by task index) and generation stats.
@@ -60,7 +94,7 @@ def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
     done = checkpoint.load_complete(path, cfg.chunk_size, cfg.num_tasks)
     stats: dict[str, Any] = {"resumed_tasks": sum(len(v) for v in done.values()), "generated_tokens": 0, "seconds": 0.0}
-    engine = None
+    engine = executor = None
     new_chunks = 0
     try:
         for c, idx in checkpoint.chunks(cfg.num_tasks, cfg.chunk_size):
@@ -72,13 +106,24 @@ def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after
                 engine = open_teacher(tcfg, cfg.seed)
             specs = [task_spec(i, cfg.seed, taxonomy, fewshot, cfg.fewshot) for i in idx]
             seeds = [task_seed(cfg.seed, i) for i in idx]
+            convs = [generation_messages(s, fewshot) for s in specs]
+            sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
             start = time.perf_counter()
-            outs = engine.chat([generation_messages(s, fewshot) for s in specs],
-                               SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
-                                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed), seeds=seeds)
-            stats["seconds"] += time.perf_counter() - start
+            answers = [o[0] for o in engine.chat(convs, sampler, seeds=seeds)]
             stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0)
-            records = [make_record(s, sd, o[0], teacher, sampling) for s, sd, o in zip(specs, seeds, outs, strict=True)]
+            repairs: list[dict | None] = [None] * len(answers)
+            if cfg.repair_rounds:
+                if executor is None:
+                    from ..csharp import make_executor
+
+                    executor = make_executor(params.sandbox)
+                answers, repairs = repair(engine, executor, convs, answers, seeds, sampler, cfg.repair_rounds)
+                stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0) if any(repairs) else 0
+            stats["seconds"] += time.perf_counter() - start
+            records = [make_record(s, sd, a, teacher, sampling) for s, sd, a in zip(specs, seeds, answers, strict=True)]
+            for rec, rep in zip(records, repairs, strict=True):
+                rec["repair"] = rep
             checkpoint.append_chunk(path, c, records)
             done[c] = records
             new_chunks += 1
@@ -99,7 +144,9 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir}) as mlflow:
         records, stats = generate(params)
         parsed = sum(r["parse_error"] is None for r in records)
+        repaired = sum(r.get("repair") is not None for r in records)
         metrics = {"tasks": len(records), "parsed": parsed, "parse_rate": round(parsed / max(1, len(records)), 4),
+                   "repair_turns": repaired,
                    "topics": len({r["topic"] for r in records}), "generation": stats}
         write_jsonl(cfg.out, records)
         write_json(cfg.metrics, metrics)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..csharp.modes import code_mask
-from .program import static_methods, with_standard_usings, wrap_bare_methods
+from .program import rename_clashing_classes, static_methods, with_standard_usings, wrap_bare_methods
 
 _HEADING = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?[ \t]*(?P<name>task|problem|instruction|solution|tests?|test cases)"
@@ -123,6 +123,7 @@ def parse_answer(text: str) -> Parsed:
     tests = complete_statements(tests)
     if "Debug.Assert" not in tests:
         raise ParseError("tests_without_assert")
+    solution, tests = rename_clashing_classes(solution, tests)
     return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))
 
 

@@ -80,9 +80,34 @@ def with_standard_usings(solution: str) -> str:
     return f"{usings}\n{body}"
 
 
+_BARE_HEAD = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<access>(?:public|private|internal)[ \t]+)?(?!static\b|return\b|using\b|new\b|var\b)"
+    r"(?P<rest>[A-Za-z_][\w<>\[\],.? ]*?[ \t]+[A-Za-z_]\w*[ \t]*(?:<[^>()]*>)?[ \t]*\()", re.MULTILINE)
+
+
+def _make_static(solution: str) -> str:
+    """Top-level method heads without `static` get it (they go into a static class)."""
+    mask = code_mask(solution)
+    depth_at, depth = [], 0
+    for k, ch in enumerate(solution):
+        depth_at.append(depth)
+        if mask[k]:
+            depth += (ch == "{") - (ch == "}")
+    out, last = [], 0
+    for m in _BARE_HEAD.finditer(solution):
+        words = re.findall(r"\w+", m.group(0))
+        if mask[m.start("rest")] and depth_at[m.start("rest")] == 0 and "static" not in words:
+            out.append(solution[last:m.start("rest")] + "static ")
+            last = m.start("rest")
+    return "".join(out) + solution[last:]
+
+
 def wrap_bare_methods(solution: str) -> str:
     """Methods written without a class (C# needs one) go into `public static class Solution`."""
-    if top_level_types(solution) or not static_methods(solution):
+    if top_level_types(solution):
+        return solution
+    solution = _make_static(solution)
+    if not static_methods(solution):
         return solution
     lines = solution.splitlines()
     usings = [ln for ln in lines if ln.strip().startswith("using ") and ln.strip().endswith(";")]
@@ -90,6 +115,29 @@ def wrap_bare_methods(solution: str) -> str:
     inner = "\n".join(("    " + ln) if ln.strip() else "" for ln in body).strip("\n")
     head = "\n".join(usings) + "\n\n" if usings else ""
     return f"{head}public static class Solution\n{{\n{inner}\n}}"
+
+
+def rename_clashing_classes(solution: str, tests: str) -> tuple[str, str]:
+    """A class named like one of its methods (`class Add { static int Add(...) }`) is error
+    CS0542; small teachers write it often. The class becomes `<Name>Solution` in the solution
+    and in the tests' qualified calls."""
+    methods = set(method_names(solution))
+    for kind, name, _generic in top_level_types(solution):
+        if kind != "class" or name not in methods:
+            continue
+        new = f"{name}Solution"
+        solution = re.sub(rf"\bclass\s+{name}\b", f"class {new}", solution, count=1)
+        for text_name in ("solution", "tests"):
+            text = solution if text_name == "solution" else tests
+            mask = code_mask(text)
+            pieces, last = [], 0
+            for m in re.finditer(rf"(?<![\w.]){re.escape(name)}(?=\s*(?:<[^;()]*>)?\s*\.)", text):
+                if mask[m.start()]:
+                    pieces.append(text[last:m.start()] + new)
+                    last = m.end()
+            text = "".join(pieces) + text[last:]
+            solution, tests = (text, tests) if text_name == "solution" else (solution, text)
+    return solution, tests
 
 
 def assertion_count(tests: str) -> int:

@@ -9,6 +9,7 @@ task's prompt does not depend on how the run was chunked or resumed.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from .parse import render_answer
@@ -54,7 +55,11 @@ def task_spec(index: int, seed: int, taxonomy: list[dict], fewshot: list[dict], 
 
 
 def _ask(topic: str, concept: str) -> str:
-    return f"Write a new C# exercise. Topic: {topic}. Concept to practise: {concept}."
+    # "short" and "one method" matter for small teachers: asked for an open-ended exercise
+    # they write long multi-class programs that rarely compile (measured, docs/data.md).
+    return (f"Write a new short C# exercise: one public static method of 5 to 20 lines, and "
+            f"at least 4 assertions whose expected values you can check by hand. "
+            f"Topic: {topic}. Concept to practise: {concept}.")
 
 
 def generation_messages(spec: TaskSpec, fewshot: list[dict]) -> list[Message]:
@@ -123,6 +128,22 @@ def solve_messages(instruction: str, fewshot: list[dict], shots: tuple[int, ...]
 def _solve_ask(instruction: str) -> str:
     return ("Solve this C# exercise. Repeat the task under '### Task', then give '### Solution' "
             f"and '### Tests'.\n\n{instruction}")
+
+
+def repair_messages(conversation: list[Message], answer: str, status: str, detail: str) -> list[Message]:
+    """Self-debugging feedback (Chen et al. 2023): the teacher sees what the sandbox saw."""
+    if status == "compile_error":
+        # sandbox paths and line numbers of the wrapped program mean nothing to the teacher
+        detail = re.sub(r"\S*\.cs\(\d+,\d+\): ", "", detail)
+        what = "does not compile. The C# compiler (C# 7) says:\n" + detail.strip()[:600]
+    elif status == "assertion_failed":
+        what = ("compiles, but at least one assertion fails: an expected value is wrong or the "
+                "solution has a bug. Recompute every expected value step by step.")
+    else:
+        what = f"fails when run ({status}): {detail.strip()[:300]}"
+    return [*conversation, {"role": "assistant", "content": answer},
+            {"role": "user", "content": f"Your answer {what}\nFix it and answer again with the three "
+                                        "sections ### Task, ### Solution and ### Tests."}]
 
 
 JUDGE_PROMPT = (
