@@ -60,7 +60,7 @@ class ScriptedTeacher:
 def params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((ROOT / "configs/tiny.yaml").read_text())
-    monkeypatch.setattr(evolve, "open_teacher", lambda cfg, seed: ScriptedTeacher())
+    monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: ScriptedTeacher())
     monkeypatch.setattr(evolve, "describe", lambda cfg: "scripted")
     monkeypatch.setattr("safurai_csharp.stages.filter.read_jsonl", lambda path: [])  # no benchmark file here
     (tmp_path / "models/teacher").mkdir(parents=True)
@@ -90,7 +90,7 @@ def test_round_eliminates_keeps_lineage_and_carries_parents(params):
     assert m["examples"] == 6 and m["per_round"] == {"0": 5, "1": 1}
     rows = {r["id"]: r for r in train + validation}
     assert rows[child["id"]]["parent_id"] == "p0" and rows[child["id"]]["prompt"].startswith("Below is an instruction")
-    assert rows[child["id"]]["completion"].startswith("```csharp\npublic static class MathX")
+    assert rows[child["id"]]["completion"].startswith("```csharp\nusing System;") and "class MathX" in rows[child["id"]]["completion"]
 
 
 def test_lineage_split_keeps_families_together(params):

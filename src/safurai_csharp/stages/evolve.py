@@ -25,7 +25,7 @@ from ..synth.data import load_fewshot
 from ..synth.parse import ParseError, parse_answer
 from ..synth.prompts import SCAFFOLDING, evolution_messages, solve_messages, task_seed
 from ..synth.steps import REFUSAL, DecontamStep, ExecutionStep, HeuristicsStep, content_id, run_steps
-from ..synth.teacher import describe, open_teacher
+from ..synth.teacher import LazyTeacher, describe
 from ..tracking import flatten, log_metrics, stage_run
 from .generate import CHECKPOINT_ROOT
 
@@ -73,40 +73,30 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
            "engine_options": tcfg.engine_options.model_dump(), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
            "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot}
     path = checkpoint.checkpoint_path(checkpoint_root, "evolve", key)
-    done = checkpoint.load_complete(path, size, len(parents))
-    engine = None
-    new_chunks = 0
-    try:
-        for c, idx in checkpoint.chunks(len(parents), size):
-            if c in done:
-                continue
-            if stop_after_chunks is not None and new_chunks >= stop_after_chunks:
-                break
-            engine = engine or open_teacher(tcfg, cfg.seed)
+    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                              seed=cfg.seed)
+    shots = tuple(range(min(cfg.fewshot, len(fewshot))))
+
+    with LazyTeacher(tcfg, cfg.seed) as lazy:
+        def work(idx: range) -> list[dict]:
+            engine = lazy.engine
             chunk = [parents[i] for i in idx]
             seeds = [task_seed(cfg.seed * 1000 + k, i) for i in idx]
             methods = [method_for(p["id"], k, params) for p in chunk]
-            sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                      seed=cfg.seed)
             rewritten = engine.chat([evolution_messages(m, p["instruction"]) for m, p in zip(methods, chunk)],
                                     sampling, seeds=seeds)
             evolved = [clean_instruction(r[0]) for r in rewritten]
             reasons = [eliminate(p["instruction"], e, params) for p, e in zip(chunk, evolved)]
             todo = [j for j, r in enumerate(reasons) if r is None]
-            shots = tuple(range(min(cfg.fewshot, len(fewshot))))
             answers = engine.chat([solve_messages(evolved[j], fewshot, shots) for j in todo], sampling,
                                   seeds=[seeds[j] for j in todo]) if todo else []
             answer_of = {j: a[0] for j, a in zip(todo, answers, strict=True)}
-            records = [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
-                        "elimination": r, "raw": answer_of.get(j)}
-                       for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))]
-            checkpoint.append_chunk(path, c, records)
-            done[c] = records
-            new_chunks += 1
-    finally:
-        if engine is not None:
-            engine.close()
-    return [checkpoint.strip_chunk(r) for c in sorted(done) for r in done[c]]
+            return [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
+                     "elimination": r, "raw": answer_of.get(j)}
+                    for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))]
+
+        candidates, _resumed = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks)
+    return candidates
 
 
 def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -> dict | str:

@@ -29,21 +29,12 @@ def blocklist(params: Params):
     return Blocklist(docs, n=d.n, threshold=d.threshold)
 
 
-def teacher_chat(params: Params, max_new_tokens: int, seed: int) -> Callable[[list[list[dict]]], list[str]]:
-    """A greedy chat function on the teacher, opened on first use and closed by the caller."""
+def judge_chat(lazy, max_new_tokens: int, seed: int) -> Callable[[list[list[dict]]], list[str]]:
+    """Greedy chat on the teacher (opened on first use by the LazyTeacher)."""
     from ..engines import SamplingConfig
-    from ..synth.teacher import open_teacher
 
-    holder: dict[str, Any] = {}
-
-    def chat(conversations: list[list[dict]]) -> list[str]:
-        if "engine" not in holder:
-            holder["engine"] = open_teacher(params.teacher, seed)
-        outs = holder["engine"].chat(conversations, SamplingConfig(max_new_tokens=max_new_tokens, seed=seed))
-        return [o[0] for o in outs]
-
-    chat.close = lambda: holder.pop("engine").close() if "engine" in holder else None  # type: ignore[attr-defined]
-    return chat
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, seed=seed)
+    return lambda conversations: [o[0] for o in lazy.engine.chat(conversations, sampling)]
 
 
 # name -> builder(params, context). Explicit registry: adding a step = one class + one line.
@@ -72,18 +63,15 @@ def filter_records(records: list[Record], params: Params) -> tuple[list[Record],
     """Pure core: survivors (in generation order) and the funnel."""
     from ..csharp import make_executor
 
+    from ..synth.teacher import LazyTeacher
+
     cfg = params.filter
-    ctx: dict[str, Any] = {}
-    if "execution" in cfg.steps:
-        ctx["executor"] = make_executor(params.sandbox)
-    if "judge" in cfg.steps:
-        ctx["chat"] = teacher_chat(params, cfg.judge.max_new_tokens, cfg.seed)
-    try:
+    with LazyTeacher(params.teacher, cfg.seed) as lazy:
+        ctx: dict[str, Any] = {"chat": judge_chat(lazy, cfg.judge.max_new_tokens, cfg.seed)}
+        if "execution" in cfg.steps:
+            ctx["executor"] = make_executor(params.sandbox)
         steps = [STEP_BUILDERS[name](params, ctx) for name in cfg.steps]
         kept, funnel = run_steps([dict(r) for r in records], steps)
-    finally:
-        if "chat" in ctx:
-            ctx["chat"].close()
     final = select(kept, cfg.keep, cfg.seed)
     funnel.append({"step": "keep", "kept": len(final), "dropped": {"over_keep": len(kept) - len(final)} if len(kept) > len(final) else {}})
     return final, funnel

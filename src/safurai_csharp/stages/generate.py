@@ -25,7 +25,7 @@ from ..synth.parse import ParseError, parse_answer
 from ..synth.program import program
 from ..synth.prompts import generation_messages, repair_messages, task_seed, task_spec
 from ..synth.steps import content_id
-from ..synth.teacher import describe, open_teacher
+from ..synth.teacher import LazyTeacher, describe
 from ..tracking import flatten, log_metrics, stage_run
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
@@ -88,49 +88,41 @@ def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after
     taxonomy, fewshot = load_taxonomy(), load_fewshot()
     teacher = describe(tcfg)
     sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
+    sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.model_dump(), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
            "taxonomy": taxonomy, "fewshot": fewshot}
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
-    done = checkpoint.load_complete(path, cfg.chunk_size, cfg.num_tasks)
-    stats: dict[str, Any] = {"resumed_tasks": sum(len(v) for v in done.values()), "generated_tokens": 0, "seconds": 0.0}
-    engine = executor = None
-    new_chunks = 0
-    try:
-        for c, idx in checkpoint.chunks(cfg.num_tasks, cfg.chunk_size):
-            if c in done:
-                continue
-            if stop_after_chunks is not None and new_chunks >= stop_after_chunks:
-                break
-            if engine is None:
-                engine = open_teacher(tcfg, cfg.seed)
+    stats: dict[str, Any] = {"generated_tokens": 0, "seconds": 0.0}
+    sandbox: dict[str, Any] = {}
+
+    with LazyTeacher(tcfg, cfg.seed) as lazy:
+        def work(idx: range) -> list[dict]:
+            engine = lazy.engine
             specs = [task_spec(i, cfg.seed, taxonomy, fewshot, cfg.fewshot) for i in idx]
             seeds = [task_seed(cfg.seed, i) for i in idx]
             convs = [generation_messages(s, fewshot) for s in specs]
-            sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
             start = time.perf_counter()
             answers = [o[0] for o in engine.chat(convs, sampler, seeds=seeds)]
             stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0)
             repairs: list[dict | None] = [None] * len(answers)
             if cfg.repair_rounds:
-                if executor is None:
+                if "executor" not in sandbox:
                     from ..csharp import make_executor
 
-                    executor = make_executor(params.sandbox)
-                answers, repairs = repair(engine, executor, convs, answers, seeds, sampler, cfg.repair_rounds)
+                    sandbox["executor"] = make_executor(params.sandbox)
+                answers, repairs = repair(engine, sandbox["executor"], convs, answers, seeds, sampler,
+                                          cfg.repair_rounds)
                 stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0) if any(repairs) else 0
             stats["seconds"] += time.perf_counter() - start
             records = [make_record(s, sd, a, teacher, sampling) for s, sd, a in zip(specs, seeds, answers, strict=True)]
             for rec, rep in zip(records, repairs, strict=True):
                 rec["repair"] = rep
-            checkpoint.append_chunk(path, c, records)
-            done[c] = records
-            new_chunks += 1
-    finally:
-        if engine is not None:
-            engine.close()
-    records = [checkpoint.strip_chunk(r) for c in sorted(done) for r in done[c]]
+            return records
+
+        records, stats["resumed_tasks"] = checkpoint.run_chunks(path, cfg.num_tasks, cfg.chunk_size, work,
+                                                                stop_after_chunks)
     stats["seconds"] = round(stats["seconds"], 2)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / stats["seconds"], 1) if stats["seconds"] else 0.0
     stats["checkpoint"] = str(path)

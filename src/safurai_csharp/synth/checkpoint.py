@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +74,22 @@ def append_chunk(path: Path, chunk: int, records: list[dict]) -> None:
 
 def strip_chunk(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if k != "_chunk"}
+
+
+def run_chunks(path: Path, total: int, size: int, work: Callable[[range], list[dict]],
+               stop_after: int | None = None) -> tuple[list[dict], int]:
+    """Runs `work` on every chunk of task indices not already complete in the checkpoint,
+    appending each chunk as it finishes. Returns all records in index order and how many
+    came from the checkpoint. `stop_after` ends early after that many new chunks (tests)."""
+    done = load_complete(path, size, total)
+    resumed = sum(len(v) for v in done.values())
+    new = 0
+    for c, idx in chunks(total, size):
+        if c in done:
+            continue
+        if stop_after is not None and new >= stop_after:
+            break
+        done[c] = work(idx)
+        append_chunk(path, c, done[c])
+        new += 1
+    return [strip_chunk(r) for c in sorted(done) for r in done[c]], resumed

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..csharp.modes import code_mask
-from .program import rename_clashing_classes, static_methods, with_standard_usings, wrap_bare_methods
+from .program import rename_clashing_classes, split_statements, static_methods, with_standard_usings, wrap_bare_methods
 
 _HEADING = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?[ \t]*(?P<name>task|problem|instruction|solution|tests?|test cases)"
@@ -83,28 +82,15 @@ def _drop_main(solution: str) -> str:
 
 def complete_statements(tests: str) -> str:
     """Tests cut off by the token limit end mid-statement: keep the complete statements, and
-    drop repeated identical lines (small teachers loop on one assertion)."""
-    mask = code_mask(tests)
-    depth, cut = 0, 0
-    for k, ch in enumerate(tests):
-        if not mask[k]:
+    drop repeated identical assertions (small teachers loop on one)."""
+    seen: set[str] = set()
+    kept = []
+    for stmt in split_statements(tests):
+        if stmt.startswith("Debug.Assert") and stmt in seen:
             continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0 and ch == "}":
-                cut = k + 1
-        elif ch == ";" and depth == 0:
-            cut = k + 1
-    seen, lines = set(), []
-    for line in tests[:cut].splitlines():
-        key = line.strip()
-        if key.startswith("Debug.Assert") and key in seen:
-            continue
-        seen.add(key)
-        lines.append(line)
-    return "\n".join(lines)
+        seen.add(stmt)
+        kept.append(stmt)
+    return "\n".join(kept)
 
 
 def parse_answer(text: str) -> Parsed:

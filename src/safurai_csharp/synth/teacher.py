@@ -65,3 +65,25 @@ def open_teacher(cfg: TeacherParams, seed: int):
 
     model_dir = None if cfg.engine == "openai" else Path(cfg.model_dir)
     return make_engine(cfg.engine, model_dir, seed=seed, **cfg.engine_options.model_dump())
+
+
+class LazyTeacher:
+    """Opens the teacher's engine on first use (a fully resumed run never starts vLLM) and
+    closes it on exit."""
+
+    def __init__(self, cfg: TeacherParams, seed: int) -> None:
+        self.cfg, self.seed, self._engine = cfg, seed, None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = open_teacher(self.cfg, self.seed)
+        return self._engine
+
+    def __enter__(self) -> "LazyTeacher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
