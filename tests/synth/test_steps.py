@@ -110,3 +110,26 @@ def test_funnel_counts_every_step():
     kept, funnel = run_steps(records, [ParseStep(), DedupStep()])
     assert [f["kept"] for f in funnel] == [3, 2, 1]
     assert funnel[1]["dropped"] == {"missing_task": 1} and funnel[2]["dropped"] == {"exact_duplicate": 1}
+
+
+def test_fewshot_copies_are_dropped_and_new_tasks_kept():
+    from safurai_csharp.synth.data import load_fewshot
+    from safurai_csharp.synth.steps import fewshot_blocklist
+
+    shots = load_fewshot()
+    empty = Blocklist(["unrelated text " * 20])
+    step = DecontamStep(empty, fewshot_blocklist(shots, 13, 0.2))
+    copy = {k: shots[0][k] for k in ("instruction", "solution", "tests")}
+    renamed = {**copy, "instruction": "Please solve: " + copy["instruction"]}
+    new = {"instruction": TASK, "solution": GOOD_SOL, "tests": GOOD_TESTS}
+    assert step([copy, renamed, new]) == ["copies_fewshot_example", "copies_fewshot_example", None]
+
+
+def test_repaired_record_keeps_the_first_answers_task():
+    from safurai_csharp.synth.parse import parse_record
+
+    first = render_answer(TASK, GOOD_SOL.replace("x * x;", "x * x"), GOOD_TESTS)
+    fixed = render_answer("Your answer does not compile: error CS1002 ; expected. Here is the fix.", GOOD_SOL, GOOD_TESTS)
+    p = parse_record(fixed, {"raw_first": first, "first_status": "compile_error"})
+    assert p.instruction == TASK and p.solution.endswith(GOOD_SOL)
+    assert parse_record(fixed, None).instruction.startswith("Your answer")

@@ -122,7 +122,7 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -
 def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: the round's pool (new examples + carried parents) and its metrics."""
     from ..csharp import make_executor
-    from .filter import blocklist
+    from .filter import blocklist, fewshot_copies
 
     teacher = describe(params.teacher)
     candidates = evolve_candidates(parents, k, params)
@@ -131,7 +131,7 @@ def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict
     f = params.filter
     steps = [ExecutionStep(make_executor(params.sandbox), min_asserts=f.execution.min_asserts,
                            mutant_check=f.execution.mutant_check, prune=f.execution.prune),
-             HeuristicsStep(**f.heuristics.model_dump()), DecontamStep(blocklist(params))]
+             HeuristicsStep(**f.heuristics.model_dump()), DecontamStep(blocklist(params), fewshot_copies(params))]
     kept, funnel = run_steps(examples, steps)
     kept_parents = {e["parent_id"] for e in kept}
     carried = [{**p, "carried": True} for p in parents if p["id"] not in kept_parents]

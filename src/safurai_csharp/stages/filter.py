@@ -29,6 +29,14 @@ def blocklist(params: Params):
     return Blocklist(docs, n=d.n, threshold=d.threshold)
 
 
+def fewshot_copies(params: Params):
+    from ..synth.data import load_fewshot
+    from ..synth.steps import fewshot_blocklist
+
+    d = params.filter.decontam
+    return fewshot_blocklist(load_fewshot(), d.n, d.threshold)
+
+
 def judge_chat(lazy, max_new_tokens: int, seed: int) -> Callable[[list[list[dict]]], list[str]]:
     """Greedy chat on the teacher (opened on first use by the LazyTeacher)."""
     from ..engines import SamplingConfig
@@ -45,7 +53,7 @@ STEP_BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Step]] = {
                                               prune=p.filter.execution.prune),
     "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
                                       shingle=p.filter.dedup.shingle, seed=p.filter.seed),
-    "decontam": lambda p, ctx: DecontamStep(blocklist(p)),
+    "decontam": lambda p, ctx: DecontamStep(blocklist(p), fewshot_copies(p)),
     "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
     "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
 }

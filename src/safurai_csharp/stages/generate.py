@@ -21,7 +21,7 @@ from ..config import Params, load_params
 from ..jsonl import write_json, write_jsonl
 from ..synth import checkpoint
 from ..synth.data import load_fewshot, load_taxonomy
-from ..synth.parse import ParseError, parse_answer
+from ..synth.parse import ParseError, parse_answer, parse_record
 from ..synth.program import program
 from ..synth.prompts import generation_messages, repair_messages, task_seed, task_spec
 from ..synth.steps import content_id
@@ -31,11 +31,12 @@ from ..tracking import flatten, log_metrics, stage_run
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
 
 
-def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any]) -> dict[str, Any]:
+def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any],
+                repair: dict | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {"index": spec.index, "topic": spec.topic, "concept": spec.concept,
-                           "teacher": teacher, "sampling": sampling, "seed": seed}
+                           "teacher": teacher, "sampling": sampling, "seed": seed, "repair": repair}
     try:
-        p = parse_answer(raw)
+        p = parse_record(raw, repair)
         rec.update(id=content_id(p.instruction, p.solution, p.tests), instruction=p.instruction,
                    solution=p.solution, tests=p.tests, parse_error=None)
     except ParseError as exc:
@@ -116,10 +117,8 @@ def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after
                                           cfg.repair_rounds)
                 stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0) if any(repairs) else 0
             stats["seconds"] += time.perf_counter() - start
-            records = [make_record(s, sd, a, teacher, sampling) for s, sd, a in zip(specs, seeds, answers, strict=True)]
-            for rec, rep in zip(records, repairs, strict=True):
-                rec["repair"] = rep
-            return records
+            return [make_record(s, sd, a, teacher, sampling, rep)
+                    for s, sd, a, rep in zip(specs, seeds, answers, repairs, strict=True)]
 
         records, stats["resumed_tasks"] = checkpoint.run_chunks(path, cfg.num_tasks, cfg.chunk_size, work,
                                                                 stop_after_chunks)

@@ -113,6 +113,19 @@ def parse_answer(text: str) -> Parsed:
     return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))
 
 
+def parse_record(raw: str | None, repair: dict | None = None) -> Parsed:
+    """The example of a generated record. After a repair turn the task is the first answer's:
+    asked to fix their code, small teachers fill '### Task' with talk about the error."""
+    p = parse_answer(raw or "")
+    first = (repair or {}).get("raw_first")
+    if first:
+        try:
+            p = Parsed(parse_answer(first).instruction, p.solution, p.tests)
+        except ParseError:
+            pass  # only answers that parsed are sent for repair; keep the repaired one whole
+    return p
+
+
 def render_answer(instruction: str, solution: str, tests: str) -> str:
     """The exact answer format the prompts ask for (few-shot turns and evolved answers)."""
     return f"### Task\n{instruction.strip()}\n\n### Solution\n```csharp\n{solution.strip()}\n```\n\n" \

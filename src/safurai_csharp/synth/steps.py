@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..decontam import Blocklist, tokens
-from .parse import ParseError, parse_answer
+from .parse import ParseError, parse_record
 from .program import assert_only, assertion_count, calls_solution, program, stub_bodies
 
 Record = dict[str, Any]
@@ -42,7 +42,7 @@ class ParseStep:
         reasons: list[str | None] = []
         for rec in records:
             try:
-                p = parse_answer(rec.get("raw") or "")
+                p = parse_record(rec.get("raw"), rec.get("repair"))
             except ParseError as exc:
                 reasons.append(exc.reason)
                 continue
@@ -167,21 +167,37 @@ class DedupStep:
 
 
 class DecontamStep:
-    """Drops examples whose task, solution or tests copy an evaluation text (decontam.py)."""
+    """Drops examples whose task, solution or tests copy an evaluation text (decontam.py),
+    and, with `prompt_examples`, those that copy a few-shot example the teacher was shown
+    (a small teacher often hands an example back instead of a new task)."""
 
     name = "decontam"
 
-    def __init__(self, blocklist: Blocklist) -> None:
-        self.blocklist = blocklist
+    def __init__(self, blocklist: Blocklist, prompt_examples: Blocklist | None = None) -> None:
+        self.blocklist, self.prompt_examples = blocklist, prompt_examples
+
+    @staticmethod
+    def _worst(blocklist: Blocklist, rec: Record):
+        return max((blocklist.check(rec[k]) for k in ("instruction", "solution", "tests")), key=lambda v: v.overlap)
 
     def __call__(self, records: list[Record]) -> list[str | None]:
         reasons: list[str | None] = []
         for rec in records:
-            worst = max((self.blocklist.check(rec[k]) for k in ("instruction", "solution", "tests")),
-                        key=lambda v: v.overlap)
+            worst = self._worst(self.blocklist, rec)
             rec["benchmark_overlap"] = round(worst.overlap, 4)
-            reasons.append("benchmark_overlap" if worst.contaminated else None)
+            if worst.contaminated:
+                reasons.append("benchmark_overlap")
+            elif self.prompt_examples is not None and self._worst(self.prompt_examples, rec).contaminated:
+                reasons.append("copies_fewshot_example")
+            else:
+                reasons.append(None)
         return reasons
+
+
+def fewshot_blocklist(examples: list[dict], n: int, threshold: float) -> Blocklist:
+    """A blocklist of the shipped few-shot examples (every n-gram counts: there are only a few)."""
+    docs = [t for ex in examples for t in (ex["instruction"], ex["solution"], ex["tests"])]
+    return Blocklist(docs, n=n, threshold=threshold, boilerplate_docs=len(docs) + 1)
 
 
 REFUSAL = re.compile(r"\b(?:I'?m sorry|I am sorry|I cannot|I can't|as an AI|language model)\b", re.IGNORECASE)
