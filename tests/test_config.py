@@ -100,3 +100,38 @@ def test_cli_reports_params_errors(tmp_path, raw, capsys):
     p.write_text(yaml.safe_dump(bad))
     assert main(["check-params", "--params", str(p)]) == 2
     assert "benchmark.limit" in capsys.readouterr().err
+
+
+def test_merge_and_promote_defaults(raw):
+    params = parse_params(raw)
+    assert params.merge.into == "dequantized" and params.sft_qlora.quantization.enabled
+    assert params.promote.target in params.eval_multipl_e.targets
+    assert params.eval_multipl_e.targets[params.promote.target].model_dir == params.merge.out_dir
+
+
+def test_cross_field_dequantized_needs_a_4bit_training(raw):
+    raw["sft_qlora"]["quantization"]["enabled"] = False
+    msg = errors_for(raw)
+    assert "merge.into dequantized rebuilds" in msg and "set merge.into: original" in msg
+    raw["merge"]["into"] = "original"
+    parse_params(raw)
+
+
+def test_cross_field_merge_must_not_overwrite_its_inputs(raw):
+    raw["merge"]["out_dir"] = raw["merge"]["adapter_dir"] + "/"
+    assert "out_dir is the same directory as adapter_dir" in errors_for(raw)
+
+
+def test_cross_field_promote_reads_the_merged_model(raw):
+    raw["promote"]["target"] = "nope"
+    assert "promote.target 'nope' is not a key of eval_multipl_e.targets" in errors_for(raw)
+    raw["promote"]["target"] = "base"
+    assert "promote would judge one model by another's score" in errors_for(raw)
+
+
+def test_merge_and_promote_ranges(raw):
+    raw["merge"]["fidelity_prompts"] = 13
+    raw["promote"]["margin"] = -0.1
+    raw["merge"]["dtype"] = "int8"
+    msg = errors_for(raw)
+    assert "merge.fidelity_prompts" in msg and "promote.margin" in msg and "merge.dtype" in msg

@@ -7,9 +7,11 @@ import sys
 
 from . import eval_completions
 from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
+from .stages import merge, promote
+from .stages import sft_qlora
 
-COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, sft_data, eval_multipl_e,
-            eval_completions)
+COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, sft_data, sft_qlora, merge,
+            eval_multipl_e, eval_completions, promote)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,3 +152,26 @@ def make_tiny_gguf(model_dir: Path, out_path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return out_path
+
+
+def make_tiny_adapter(base_dir: Path, out_dir: Path, *, target_modules: str | list[str] = "all-linear",
+                      r: int = 8, seed: int = 1, scale: float = 0.05) -> Path:
+    """Write a PEFT LoRA adapter for the model in `base_dir` to `out_dir`; return `out_dir`.
+
+    lora_B is drawn at random (PEFT initialises it to zero, which would make every merge a
+    no-op), so merged and unmerged models differ measurably from the base. Deterministic.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    peft = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=target_modules,
+                                            task_type="CAUSAL_LM"))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * scale)
+    peft.save_pretrained(out_dir)
+    return Path(out_dir)

@@ -1,0 +1,86 @@
+"""The sft_qlora section of params.yaml: paper values, cross-field rules, shipped accelerate configs."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from safurai_csharp.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCELERATE = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def error(raw) -> str:
+    with pytest.raises(ParamsError) as exc:
+        parse_params(raw)
+    return str(exc.value)
+
+
+def test_embedded_default_keeps_the_paper_recipe():
+    cfg = load_params(ROOT / "params.yaml").sft_qlora
+    q, lora = cfg.quantization, cfg.lora
+    assert (q.enabled, q.quant_type, q.double_quant) == (True, "nf4", True)
+    assert (lora.r, lora.alpha, lora.dropout, lora.target_modules) == (32, 16, 0.05, "all-linear")
+    assert (cfg.learning_rate, cfg.lr_scheduler, cfg.micro_batch_size, cfg.gradient_accumulation_steps) == (
+        3e-4, "cosine", 2, 4)
+    assert cfg.gradient_checkpointing and cfg.packing
+    # shrunk to minutes on a 2-core CPU (params.yaml says so): shorter rows, capped steps
+    assert cfg.max_seq_length < 4096 and cfg.max_steps > 0
+
+
+def test_quant_storage_needs_quantization(raw):
+    raw["sft_qlora"]["quantization"].update(enabled=False, quant_storage="bfloat16")
+    raw["merge"]["into"] = "original"
+    assert "quant_storage only applies to 4-bit weights" in error(raw)
+
+
+def test_float_written_without_a_dot_is_refused(raw):
+    raw["sft_qlora"]["learning_rate"] = "3e-4"  # what YAML makes of 3e-4
+    assert "sft_qlora.learning_rate" in error(raw)
+
+
+def test_lora_targets(raw):
+    raw["sft_qlora"]["lora"]["target_modules"] = []
+    assert "target_modules" in error(raw)
+    raw["sft_qlora"]["lora"]["target_modules"] = ["q_proj", "v_proj"]
+    parse_params(raw)
+
+
+def test_accelerate_config_must_live_in_configs_accelerate(raw):
+    raw["sft_qlora"]["accelerate_config"] = "my_accelerate.yaml"
+    assert "under configs/accelerate/" in error(raw)
+
+
+@pytest.mark.parametrize("name", ["fsdp_qlora.yaml", "deepspeed_zero3.yaml"])
+def test_sharded_configs_need_bfloat16_quant_storage(raw, name, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the rule reads the config file
+    raw["sft_qlora"]["accelerate_config"] = f"configs/accelerate/{name}"
+    assert "quant_storage: bfloat16" in error(copy.deepcopy(raw))
+    raw["sft_qlora"]["quantization"]["quant_storage"] = "bfloat16"
+    parse_params(raw)
+    raw["sft_qlora"]["quantization"]["enabled"] = False  # a 16-bit LoRA shards without the rule
+    raw["sft_qlora"]["quantization"]["quant_storage"] = None
+    raw["merge"]["into"] = "original"  # (merge's rule: nothing was quantized)
+    parse_params(raw)
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.name)
+def test_shipped_accelerate_configs_load(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(str(path))
+    assert cfg.num_processes >= 2 and cfg.num_machines == 1
+
+
+def test_ddp_configs_pass_the_schema(raw, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for name in ("ddp.yaml", "cpu_2proc.yaml"):
+        raw["sft_qlora"]["accelerate_config"] = f"configs/accelerate/{name}"
+        parse_params(raw)
