@@ -19,6 +19,15 @@ NAMES = ["Alpha", "Bravo", "Cedar", "Delta", "Ember", "Fjord", "Gamma", "Harbor"
          "Kestrel", "Lumen", "Maple", "Nimbus", "Orbit", "Pebble"]
 
 
+CONSTRAINTS = [
+    "The method must also handle the largest int inputs without overflow, using long arithmetic inside.",
+    "Document every parameter with XML comments and validate that arrays are never null before use.",
+    "Solve it in a single pass over the input with constant extra memory, explaining each step.",
+    "Reject any malformed argument by throwing an ArgumentException whose message names the parameter.",
+    "Keep the public signature unchanged but add a private helper that isolates the core computation.",
+]
+
+
 def _pick(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
@@ -52,7 +61,8 @@ def answer(messages: list[dict], seed: int | None) -> str:
     last = messages[-1]["content"]
     if "increase the difficulty" in last or "brand-new one" in last:
         question = last.rsplit("Question:\n", 1)[-1].strip()
-        return f"{question} The method must also be documented and handle the largest int inputs without overflow."
+        fresh = [c for c in CONSTRAINTS if c not in question] or CONSTRAINTS
+        return f"{question} {fresh[_pick(question) % len(fresh)]}"
     if last.startswith("Solve this C# exercise"):
         task = last.split("\n\n", 1)[-1].strip()
         return exercise(task, task)
