@@ -36,11 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     from .csharp import ToolchainError
     from .evaluation import EvaluationInputError
     from .jsonl import JsonlError
+    from .registry import RegistryError
+    from .stages.merge import MergeError
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ParamsError, EvaluationInputError, JsonlError, ToolchainError, FileNotFoundError) as exc:
+    except (ParamsError, EvaluationInputError, JsonlError, ToolchainError, FileNotFoundError, MergeError,
+            RegistryError) as exc:
         print(f"safurai-csharp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -421,17 +420,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     return metrics
 
 
-def _main(args: argparse.Namespace) -> None:
-    from ..registry import RegistryError
-
-    try:
-        run(args.params)
-    except (MergeError, RegistryError) as exc:
-        print(f"safurai-csharp merge: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="merge the LoRA adapter into its base, measure fidelity, register (stage merge)")
     p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=_main)
+    p.set_defaults(func=lambda a: run(a.params))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -132,17 +131,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     return decision
 
 
-def _main(args: argparse.Namespace) -> None:
-    from ..registry import RegistryError
-
-    try:
-        run(args.params)
-    except RegistryError as exc:
-        print(f"safurai-csharp promote: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("promote", help="move alias champion to the candidate if its pass@1 is better (stage promote)")
     p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=_main)
+    p.set_defaults(func=lambda a: run(a.params))
