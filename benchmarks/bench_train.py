@@ -38,7 +38,8 @@ def synthetic_rows(n: int, target_tokens: int) -> list[dict]:
 
     rows = []
     for i in range(n):
-        lines = [f"        if (xs[i] % {k + 2} == {k % 3}) total += xs[i] * {k + i};" for k in range(target_tokens // 14)]
+        lines = [f"        if (xs[i] % {k + 2} == {k % 3}) total += xs[i] * {k + i};"
+                 for k in range(target_tokens // 14)]
         body = "\n".join(lines)
         rows.append(sft_record({
             "id": f"bench{i}", "tests": "",
@@ -127,7 +128,8 @@ def run_one(args: argparse.Namespace) -> dict:
         # is the steadier number (wall-clock speed = it x the cores the process really got)
         "tokens_per_cpu_s": round(toks / cpu, 1), "cpu_share": round(cpu / secs, 2),
         "first_step_s": round(steps[0][0], 2), "load_s": round(load_s, 1),
-        "rss_after_load_mb": round(rss_loaded), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_after_load_mb": round(rss_loaded),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_rss_anon_mb": round(anon.peak_kb / 1024),
         "params_mb": round(sum(p.numel() * p.element_size() for p in trainer.model.parameters()) / 2**20),
         "final_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),

@@ -393,7 +393,8 @@ class SftQloraParams(Section):
     quantization: SftQuantizationParams = SftQuantizationParams()
     lora: LoraParams = LoraParams()
     epochs: float = Field(3.0, gt=0)
-    max_steps: int = Field(-1, ge=-1, description="optimizer steps; -1: run all epochs, else stop here")
+    max_steps: int = Field(-1, ge=-1, description="cap on optimizer steps (whichever of epochs / max_steps "
+                           "ends first); -1: no cap")
     learning_rate: float = Field(3e-4, gt=0, lt=1)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps the lr ramps up from 0")
@@ -417,6 +418,8 @@ class SftQloraParams(Section):
     @model_validator(mode="after")
     def _consistent(self) -> "SftQloraParams":
         q = self.quantization
+        if self.max_steps == 0:
+            raise ValueError("max_steps 0 would train nothing: use -1 (no cap, run all epochs) or a positive cap")
         if not q.enabled and q.quant_storage is not None:
             raise ValueError("quantization.quant_storage only applies to 4-bit weights, but quantization.enabled "
                              "is false: set quant_storage: null (or enable quantization)")

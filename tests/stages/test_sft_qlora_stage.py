@@ -28,7 +28,8 @@ def write_data(data_dir: Path, train: int, validation: int) -> None:
     from safurai_csharp.synth.sft_format import sft_record
 
     rows = [sft_record({"id": f"e{i}", "tests": "Debug.Assert(true);",
-                        "instruction": f"Write a C# method F{i} that returns {i} plus the sum of a list." + " Be exact." * (i % 4),
+                        "instruction": f"Write a C# method F{i} that returns {i} plus the sum of a list."
+                                       + " Be exact." * (i % 4),
                         "solution": f"public static long F{i}(List<long> xs) {{\n    return {i} + xs.Sum();\n}}"})
             for i in range(train + validation)]
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,11 @@ def test_float_written_without_a_dot_is_refused(raw):
     assert "sft_qlora.learning_rate" in error(raw)
 
 
+def test_max_steps_zero_is_refused(raw):
+    raw["sft_qlora"]["max_steps"] = 0
+    assert "max_steps 0 would train nothing" in error(raw)
+
+
 def test_lora_targets(raw):
     raw["sft_qlora"]["lora"]["target_modules"] = []
     assert "target_modules" in error(raw)

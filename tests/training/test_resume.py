@@ -54,7 +54,8 @@ def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path, tiny_qwen):
     params_file.write_text(yaml.safe_dump(raw))
     ckpt_root = tmp_path / "ckpt-killed"
     proc = subprocess.run([sys.executable, "-c", KILLER, str(params_file), str(ckpt_root), "5"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # as in-process (conftest)
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # one thread, as in-process (conftest)
     assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert not (tmp_path / "killed" / "adapter").exists()
     [run_dir] = (ckpt_root / "sft_qlora").iterdir()

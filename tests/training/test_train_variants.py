@@ -31,3 +31,14 @@ def test_no_validation_split_means_no_eval(tmp_path, tiny_qwen):
                 checkpoint_root=tmp_path / "ckpt")
     assert res.metrics["eval_loss"] is None and res.metrics["validation_rows"] == 0
     assert res.metrics["train_loss"] > 0 and (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_max_steps_caps_epochs_never_extends_them(tmp_path, tiny_qwen):
+    """HF's Trainer lets max_steps override epochs (a small set would be looped over 50 times)."""
+    data = write_sft_data(tmp_path / "data", train=8, validation=0)
+    res = train(tiny_params(tiny_qwen, data, tmp_path / "out" / "adapter", epochs=1, max_steps=50),
+                checkpoint_root=tmp_path / "ckpt")
+    assert 1 <= res.metrics["steps"] < 50 and res.metrics["epochs"] == pytest.approx(1.0)
+    res2 = train(tiny_params(tiny_qwen, data, tmp_path / "out2" / "adapter", epochs=3, max_steps=2),
+                 checkpoint_root=tmp_path / "ckpt")
+    assert res2.metrics["steps"] == 2

@@ -10,6 +10,7 @@ prompt (and, with packing, every other example's prompt) is masked with -100; pa
 from __future__ import annotations
 
 import json
+import math
 import resource
 import shutil
 import time
@@ -91,6 +92,17 @@ def _save_adapter(trainer, out_dir: Path, record: dict[str, Any]) -> None:
     trainer.accelerator.wait_for_everyone()
 
 
+def step_budget(cfg: SftQloraParams, rows: int, processes: int) -> int:
+    """Optimizer steps to run: `epochs` epochs, but at most max_steps (-1: no cap). The Trainer
+    alone would let max_steps override epochs and loop over a small training set many times.
+    `rows` are the prepared (packed) rows; one epoch = ceil(rows / (micro x processes)) batches
+    per process (accelerate evens them out) over gradient_accumulation_steps, as the Trainer counts."""
+    batches = math.ceil(math.ceil(rows / cfg.micro_batch_size) / processes)
+    per_epoch = max(math.ceil(batches / cfg.gradient_accumulation_steps), 1)
+    steps = max(math.ceil(cfg.epochs * per_epoch), 1)
+    return min(steps, cfg.max_steps) if cfg.max_steps > 0 else steps
+
+
 def _float32_adapters(model) -> None:
     """Keep the trainable LoRA weights in float32 (the matmuls still run in compute_dtype).
 
@@ -143,6 +155,7 @@ def prepare(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, re
     )
     if not launch.sharded(cfg.accelerate_config):
         _float32_adapters(trainer.model)
+    trainer.args.max_steps = step_budget(cfg, len(trainer.train_dataset), launch.world_size())
     return Prepared(trainer, splits, key, run_dir, resume_from, model_digest)
 
 
