@@ -73,10 +73,12 @@ class ExecutionStep:
         """Rewrites the tests of the failed examples that keep enough passing assertions;
         returns their indices (to be run again as a whole)."""
         jobs: list[tuple[int, str]] = []
+        total: dict[int, int] = {}
         for i in failed:
             asserts = assert_only(records[i]["tests"])
             if asserts and len(asserts) >= self.min_asserts:
                 jobs += [(i, a) for a in asserts]
+                total[i] = len(asserts)
         verdicts = self.executor.run([program(records[i]["solution"], a) for i, a in jobs])
         kept: dict[int, list[str]] = {}
         for (i, a), res in zip(jobs, verdicts, strict=True):
@@ -87,7 +89,7 @@ class ExecutionStep:
         for i, asserts in kept.items():
             if len(asserts) >= self.min_asserts:
                 rec = records[i]
-                rec["asserts_pruned"] = len(assert_only(rec["tests"]) or []) - len(asserts)
+                rec["asserts_pruned"] = total[i] - len(asserts)
                 rec["tests"] = "\n".join(asserts)
                 rec["id"] = content_id(rec["instruction"], rec["solution"], rec["tests"])
                 retry.append(i)
