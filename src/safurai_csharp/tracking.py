@@ -11,6 +11,9 @@ from typing import Any
 
 from .config import MlflowParams
 
+# MLflow caps a tag value at 8,000 characters: 64 hex digits + a space, ~120 digests.
+_DIR_FILES = 64
+
 
 def tracking_uri(cfg: MlflowParams) -> str:
     # The environment wins so that a team can point every stage at a shared server
@@ -47,9 +50,29 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def lineage_tags(stage: str, inputs: Mapping[str, str | Path] | None = None) -> dict[str, str]:
+def content_tags(kind: str, paths: Mapping[str, str | Path] | None) -> dict[str, str]:
+    """`<kind>.<name>.sha256` per path, plus `lineage.<kind>s`: every digest in one tag, so
+    lineage.py finds a run by content with one LIKE query whatever the input's name. A
+    directory contributes its own digest and each file directly in it (a consumer may read
+    one file of it, e.g. sft_data's train.jsonl)."""
     from .hashing import path_digest
 
+    tags: dict[str, str] = {}
+    digests: list[str] = []
+    for name, path in (paths or {}).items():
+        path = Path(path)
+        if not path.exists():
+            continue
+        tags[f"{kind}.{name}.sha256"] = digest = path_digest(path)
+        digests.append(digest)
+        if path.is_dir():
+            digests += [path_digest(f) for f in sorted(path.iterdir()) if f.is_file()][:_DIR_FILES]
+    if digests:
+        tags[f"lineage.{kind}s"] = " ".join(dict.fromkeys(digests))
+    return tags
+
+
+def lineage_tags(stage: str, inputs: Mapping[str, str | Path] | None = None) -> dict[str, str]:
     tags = {"dvc.stage": stage}
     commit = _git_commit()
     if commit:
@@ -57,18 +80,19 @@ def lineage_tags(stage: str, inputs: Mapping[str, str | Path] | None = None) -> 
     for var in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         if os.environ.get(var):
             tags[f"dvc.{var[4:].lower()}"] = os.environ[var]
-    for name, path in (inputs or {}).items():
-        if Path(path).exists():
-            tags[f"input.{name}.sha256"] = path_digest(Path(path))
+    tags.update(content_tags("input", inputs))
     return tags
 
 
 @contextlib.contextmanager
 def stage_run(
     cfg: MlflowParams, stage: str, *, params: Mapping[str, Any],
-    inputs: Mapping[str, str | Path] | None = None, run_name: str | None = None,
+    inputs: Mapping[str, str | Path] | None = None, outputs: Mapping[str, str | Path] | None = None,
+    run_name: str | None = None,
 ) -> Iterator[Any]:
-    """Start an MLflow run for one stage execution; yields the mlflow module."""
+    """Start an MLflow run for one stage execution; yields the mlflow module. The content
+    hashes of `inputs` are tagged at the start, those of `outputs` when the body succeeded:
+    a run that consumed a file links to the run that produced it (lineage.py)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(cfg))
@@ -78,3 +102,4 @@ def stage_run(
         # MLflow caps a param value at 6000 chars; params here are short scalars and lists.
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
         yield mlflow
+        mlflow.set_tags(content_tags("output", outputs))

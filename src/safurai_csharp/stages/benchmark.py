@@ -64,7 +64,8 @@ def build(cfg: BenchmarkParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.benchmark
-    with stage_run(params.mlflow, "benchmark", params={"benchmark": cfg.model_dump()}) as mlflow:
+    with stage_run(params.mlflow, "benchmark", params={"benchmark": cfg.model_dump()},
+                   outputs={"benchmark": cfg.out}) as mlflow:
         rows, metrics = build(cfg)
         write_jsonl(cfg.out, rows)
         write_json(cfg.metrics, metrics)

@@ -73,7 +73,8 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"eval_multipl_e": {k: v for k, v in cfg.model_dump().items() if k != "targets"},
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     with stage_run(params.mlflow, f"eval_multipl_e@{target}", params=logged, run_name=f"eval_multipl_e@{target}",
-                   inputs={"model": model_dir, "benchmark": params.benchmark.out}) as mlflow:
+                   inputs={"model": model_dir, "benchmark": params.benchmark.out},
+                   outputs={"results": out, "metrics": metrics_path}) as mlflow:
         completions, gen_stats = generate(problems, model_dir, cfg)
         records, metrics = evaluate(problems, completions, params)
         metrics["generation"] = gen_stats

@@ -165,7 +165,8 @@ def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"evolve": cfg.model_dump(exclude={"rounds"}), "round": round_k, "parent": rnd.parent,
               "teacher": params.teacher.model_dump(), "filter.execution": params.filter.execution.model_dump()}
     with stage_run(params.mlflow, f"evolve@{round_k}", params=logged, run_name=f"evolve@{round_k}",
-                   inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir}) as mlflow:
+                   inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir},
+                   outputs={"evolved": rnd.out}) as mlflow:
         pool, metrics = evolve_round(parents, round_k, params)
         metrics_path = Path(cfg.metrics_dir) / f"round{round_k}.json"
         write_jsonl(rnd.out, pool)

@@ -91,7 +91,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     records = read_jsonl(params.generate.out)
     logged = {"filter": cfg.model_dump(), "sandbox": params.sandbox.model_dump()}
     with stage_run(params.mlflow, "filter", params=logged,
-                   inputs={"generated": params.generate.out, "benchmark": params.benchmark.out}) as mlflow:
+                   inputs={"generated": params.generate.out, "benchmark": params.benchmark.out},
+                   outputs={"filtered": cfg.out}) as mlflow:
         kept, funnel = filter_records(records, params)
         for rec in kept:
             rec.update(round=0, method=None, parent_id=None)

@@ -132,7 +132,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.generate
     logged = {"generate": cfg.model_dump(), "teacher": params.teacher.model_dump()}
-    with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir}) as mlflow:
+    with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir},
+                   outputs={"generated": cfg.out}) as mlflow:
         records, stats = generate(params)
         parsed = sum(r["parse_error"] is None for r in records)
         repaired = sum(r.get("repair") is not None for r in records)

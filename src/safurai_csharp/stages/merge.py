@@ -377,7 +377,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     logged = {"merge": cfg.model_dump()}
     inputs = {"base": cfg.base_dir, "adapter": cfg.adapter_dir, "data": params.sft_qlora.data_dir}
-    with stage_run(params.mlflow, "merge", params=logged, inputs=inputs) as mlflow:
+    with stage_run(params.mlflow, "merge", params=logged, inputs=inputs, outputs={"model": out_dir}) as mlflow:
         run_tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
         lineage = {k: v for k, v in run_tags.items() if k.startswith(("git.", "dvc.", "input."))}
         lineage.update(dvc_lineage(cfg.adapter_dir))

@@ -21,7 +21,7 @@ def run(params_path: str = "params.yaml") -> dict:
     params = load_params(params_path)
     cfg = params.teacher
     with stage_run(params.mlflow, "prepare_teacher", params={"teacher": cfg.model_dump()},
-                   inputs={"base": params.base_model.out_dir}) as mlflow:
+                   inputs={"base": params.base_model.out_dir}, outputs={"teacher": cfg.model_dir}) as mlflow:
         start = time.perf_counter()
         record = prepare_teacher(cfg, Path(params.base_model.out_dir), Path(params.base_model.wheel_dir))
         log_metrics(mlflow, {"seconds": time.perf_counter() - start})

@@ -117,7 +117,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     model_dir = Path(params.eval_multipl_e.targets[cfg.target].model_dir)
     sha = path_digest(model_dir) if model_dir.exists() else None
     logged = {"promote": cfg.model_dump(), "registered_model": name}
-    with stage_run(params.mlflow, "promote", params=logged, inputs={"eval_metrics": eval_file}) as mlflow:
+    with stage_run(params.mlflow, "promote", params=logged, inputs={"eval_metrics": eval_file},
+                   outputs={"promotion": cfg.metrics}) as mlflow:
         c = registry.client(tracking_uri(params.mlflow))
         decision = promote(c, name, score, eval_setup(params, eval_metrics), cfg.margin, sha)
         write_json(cfg.metrics, decision)

@@ -55,7 +55,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     cfg = params.sft_data
     round_files = [params.evolve.rounds[k].out for k in sorted(params.evolve.rounds, key=int)]
     with stage_run(params.mlflow, "sft_data", params={"sft_data": cfg.model_dump()},
-                   inputs={"filtered": params.filter.out, **{f"round{i + 1}": f for i, f in enumerate(round_files)}}) as mlflow:
+                   inputs={"filtered": params.filter.out, **{f"round{i + 1}": f for i, f in enumerate(round_files)}},
+                   outputs={"sft_data": cfg.out_dir}) as mlflow:
         train, validation, metrics = build(read_jsonl(params.filter.out), [read_jsonl(f) for f in round_files], params)
         out = Path(cfg.out_dir)
         write_jsonl(out / "train.jsonl", train)
