@@ -97,6 +97,9 @@ class EngineOptions(Section):
     gpu_memory_utilization: float = Field(
         0.2, gt=0, le=1, description="vllm: on CPU, the fraction of RAM for weights + KV cache"
     )
+    kv_cache_gib: float | None = Field(
+        None, gt=0, description="vllm: KV-cache size in GiB; set, it replaces gpu_memory_utilization's "
+        "share (on CPU that share is of one NUMA node's RAM, so it depends on the machine)")
     max_model_len: int = Field(2048, ge=256)
     enforce_eager: bool = True
     data_parallel_size: int = Field(1, ge=1, description="vllm: model replicas (GPUs)")
@@ -343,6 +346,28 @@ class PromoteParams(Section):
     metrics: str = "metrics/promotion.json"
 
 
+class ReportParams(Section):
+    """`safurai-csharp report` (stage report): the candidate eval_multipl_e target against the
+    baseline, paired over problems, in every eval_multipl_e mode."""
+
+    baseline: str = Field("base", min_length=1, description="the eval_multipl_e target compared against")
+    candidate: str = Field("merged", min_length=1, description="the eval_multipl_e target being judged")
+    bootstrap_samples: int = Field(2000, ge=100, description="resamples of the pass@1 and difference intervals")
+    permutations: int = Field(10000, ge=100, description="random sign flips of the n > 1 permutation test")
+    seed: int = 0
+    metrics: str = "metrics/report.json"
+    per_problem_plot: str = "metrics/eval/per_problem.csv"
+
+    @model_validator(mode="after")
+    def _files(self) -> "ReportParams":
+        if Path(self.metrics).suffix != ".json":
+            raise ValueError(f"metrics must be a .json file (got {self.metrics})")
+        if Path(self.per_problem_plot).suffix != ".csv":
+            raise ValueError(f"per_problem_plot must be a .csv file: DVC reads a plot by its extension "
+                             f"(got {self.per_problem_plot})")
+        return self
+
+
 ACCELERATE_CONFIG_DIR = "configs/accelerate"
 
 
@@ -460,6 +485,7 @@ class Params(Section):
     merge: MergeParams
     promote: PromoteParams
     eval_multipl_e: EvalParams
+    report: ReportParams
     mlflow: MlflowParams
 
     @model_validator(mode="after")
@@ -482,6 +508,20 @@ class Params(Section):
         if Path(target.model_dir) != Path(self.merge.out_dir):
             raise ValueError(f"promote.target {self.promote.target!r} evaluates {target.model_dir}, but merge "
                              f"registers {self.merge.out_dir}: promote would judge one model by another's score")
+        return self
+
+    @model_validator(mode="after")
+    def _report_compares_two_targets(self) -> "Params":
+        targets = self.eval_multipl_e.targets
+        for role in ("baseline", "candidate"):
+            name = getattr(self.report, role)
+            if name not in targets:
+                raise ValueError(f"report.{role} {name!r} is not a key of eval_multipl_e.targets "
+                                 f"({', '.join(targets)}): the report compares two evaluated targets; "
+                                 f"name one of those, or add {name} to eval_multipl_e.targets")
+        if self.report.baseline == self.report.candidate:
+            raise ValueError(f"report.baseline and report.candidate are both {self.report.baseline!r}: "
+                             f"the report compares two different eval_multipl_e targets")
         return self
 
 

