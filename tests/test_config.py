@@ -135,3 +135,23 @@ def test_merge_and_promote_ranges(raw):
     raw["merge"]["dtype"] = "int8"
     msg = errors_for(raw)
     assert "merge.fidelity_prompts" in msg and "promote.margin" in msg and "merge.dtype" in msg
+
+
+def test_cross_field_report_compares_two_eval_targets(raw):
+    assert (raw["report"]["baseline"], raw["report"]["candidate"]) == ("base", "merged")
+    raw["report"]["candidate"] = "nope"
+    msg = errors_for(raw)
+    assert "report.candidate 'nope' is not a key of eval_multipl_e.targets (base, merged)" in msg
+    raw["report"]["candidate"] = "base"
+    assert "report.baseline and report.candidate are both 'base'" in errors_for(raw)
+    raw["eval_multipl_e"]["targets"]["nope"] = {"model_dir": "models/other"}
+    raw["report"].update(baseline="nope", candidate="merged")
+    assert parse_params(raw).report.baseline == "nope"
+
+
+def test_report_knobs(raw):
+    raw["report"].update(per_problem_plot="metrics/eval/per_problem.json", bootstrap_samples=10, permutations="many")
+    msg = errors_for(raw)
+    assert "report.bootstrap_samples" in msg and "report.permutations" in msg
+    raw["report"].update(bootstrap_samples=2000, permutations=10000)
+    assert "per_problem_plot must be a .csv file" in errors_for(raw)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import eval_completions
+from . import eval_completions, lineage
 from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
-from .stages import merge, promote
+from .stages import merge, promote, report
 from .stages import sft_qlora
 
 COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, sft_data, sft_qlora, merge,
-            eval_multipl_e, eval_completions, promote)
+            eval_multipl_e, eval_completions, promote, report, lineage)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,19 @@ def bootstrap_interval(
     so this interval says how much the score would move on another draw of problems."""
     if not counts:
         raise ValueError("no problems")
-    scores = [pass_at_k(n, c, k) for n, c in counts]
+    return bootstrap_mean_interval([pass_at_k(n, c, k) for n, c in counts], level=level,
+                                   resamples=resamples, seed=seed)
+
+
+def bootstrap_mean_interval(
+    values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-problem values. With paired values
+    (candidate minus baseline score of each problem) it is the paired bootstrap: a problem
+    is drawn with both of its scores."""
+    if not values:
+        raise ValueError("no problems")
+    scores = list(values)
     rng = random.Random(seed)
     m = len(scores)
     means = sorted(sum(scores[rng.randrange(m)] for _ in range(m)) / m for _ in range(resamples))
