@@ -84,6 +84,8 @@ def test_alias_round_trip_merge_promote_load(base, tmp_path, monkeypatch):
     v1 = client.get_model_version(NAME, "1")
     assert float(v1.tags["promote.score"]) == 0.25 and v1.tags["promote.decision"] == "promoted"
     assert json.loads(v1.tags["promote.eval_setup"])["problems"] == 4
+    assert client.get_run(v1.tags["lineage.promote_run_id"]).data.tags["dvc.stage"] == "promote"
+    assert "lineage.eval_run_id" not in v1.tags  # the eval file was written by hand: no run made it
 
     worse = merge_and_promote(2, 0.20)
     assert not worse["promoted"] and worse["candidate"] == {"version": 2, "score": 0.20}

@@ -99,7 +99,7 @@ def promote(client: Any, name: str, score: float, setup: dict[str, Any], margin:
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
-    from .. import registry
+    from .. import lineage, registry
     from ..hashing import path_digest
     from ..jsonl import write_json
     from ..tracking import tracking_uri
@@ -121,6 +121,11 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
                    outputs={"promotion": cfg.metrics}) as mlflow:
         c = registry.client(tracking_uri(params.mlflow))
         decision = promote(c, name, score, eval_setup(params, eval_metrics), cfg.margin, sha)
+        # Direct links for the MLflow UI (lineage.py finds the same runs by content hash).
+        scored = lineage.producer(c, lineage.experiment_ids(c), path_digest(eval_file))
+        registry.set_tags(c, name, decision["candidate"]["version"], {
+            "lineage.promote_run_id": mlflow.active_run().info.run_id,
+            **({"lineage.eval_run_id": scored.info.run_id} if scored else {})})
         write_json(cfg.metrics, decision)
         before = decision["champion_before"]
         log_metrics(mlflow, {"candidate_score": score, "promoted": int(decision["promoted"]),
