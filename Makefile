@@ -4,7 +4,7 @@ VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-all bench
+.PHONY: setup repro test test-all bench push pull
 setup:
 	bash scripts/setup.sh
 
@@ -19,3 +19,11 @@ test-all: setup
 
 bench: setup
 	python benchmarks/bench_executor.py
+
+# Every cached stage out to / from the default DVC remote (docs/pipeline.md: a folder under ~
+# unless .dvc/config or .dvc/config.local says otherwise, e.g. S3).
+push: setup
+	dvc push
+
+pull: setup
+	dvc pull

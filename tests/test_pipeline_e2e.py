@@ -6,9 +6,14 @@ the real `openai` engine: a tiny random model writes no valid C#, and the data, 
 merge stages need examples to chew on. The hf/vllm teacher paths are tested in
 tests/stages/test_generate_stage.py and tests/engines."""
 
+import csv
+import hashlib
+import io
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +28,8 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
 
-def sh(args, cwd, **kw):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+def sh(args, cwd, env=None, **kw):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, **kw)
     assert out.returncode == 0, f"{args} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
@@ -130,3 +135,156 @@ def test_second_repro_is_a_fast_no_op(project):
     out = sh(["dvc", "repro"], proj)
     assert "up to date" in out.stdout.lower(), out.stdout
     assert time.perf_counter() - start < 20
+
+
+def test_noop_benchmark_script_runs_on_an_up_to_date_project(project):
+    """benchmarks/bench_noop_repro.py (run by hand on the real project) works: JSON out, no stage run.
+    Its numbers are not asserted: speed targets live in benchmarks, not in timed tests."""
+    proj, _ = project
+    out = sh([sys.executable, str(ROOT / "benchmarks" / "bench_noop_repro.py"), "--project", str(proj), "--runs", "1"], ROOT)
+    report = json.loads(out.stdout)
+    stages = sh(["dvc", "stage", "list", "--name-only"], proj).stdout.split()
+    assert report["stages"] == len(stages) and report["project"] == str(proj.resolve())
+    assert len(report["status_s"]["runs"]) == len(report["repro_noop_s"]["runs"]) == 1
+    assert report["repro_noop_s"]["median"] > 0
+
+
+# Reproducibility contracts. Each test works on its own copy of the built project (DVC cache,
+# git repo, MLflow store and all), so the shared project stays as built for every other test.
+
+# Every stage a change of an eval param or of a training knob must leave alone (the stages these
+# tests tolerate running, their dependants, come from `dvc dag` instead: a new stage downstream
+# of eval, such as a report, needs no edit here).
+DATA_STAGES = ["prepare_base", "benchmark", "prepare_teacher", "generate", "filter",
+               "evolve@1", "evolve@2", "evolve@3", "sft_data"]
+UPSTREAM_OF_EVAL = DATA_STAGES + ["sft_qlora", "merge"]
+
+
+def clone(project, dst):
+    proj, _ = project
+    shutil.copytree(proj, dst, symlinks=True)
+    db = dst / "mlflow.db"
+    if db.exists():  # MLflow stored the original's absolute artifact root: the copy writes into the copy
+        con = sqlite3.connect(db)
+        with con:
+            con.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                        (str(proj), str(dst)))
+        con.close()
+    return dst
+
+
+def ran_stages(out):
+    return set(re.findall(r"^Running stage '([^']+)'", out.stdout + out.stderr, re.M))
+
+
+def downstream(proj, roots):
+    """Stages that depend, directly or not, on an out of one of `roots`: from `dvc dag --dot`."""
+    edges = re.findall(r'^"([^"]+)" -> "([^"]+)";$', sh(["dvc", "dag", "--dot"], proj).stdout, re.M)
+    found, todo = set(), list(roots)
+    while todo:
+        stage = todo.pop()
+        for src, dst in edges:
+            if src == stage and dst not in found:
+                found.add(dst)
+                todo.append(dst)
+    assert "merge" in [dst for src, dst in edges if src == "sft_qlora"], edges  # edges point downstream
+    return found
+
+
+def dvc_status(proj, env=None):
+    return json.loads(sh(["dvc", "status", "--json"], proj, env=env).stdout)
+
+
+def file_hashes(paths):
+    files = [f for p in paths for f in (sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])]
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def test_push_and_pull_through_the_committed_default_remote(project, tmp_path):
+    """The repository's .dvc/config works as committed: its default remote is a folder under ~
+    (HOME points into tmp_path here). push sends every cached out and no metric (those live in
+    git); after deleting the cache and every out, pull alone restores byte-identical files."""
+    from dvc.repo import Repo
+
+    proj = clone(project, tmp_path / "proj")
+    shutil.copy(ROOT / ".dvc" / "config", proj / ".dvc" / "config")
+    (tmp_path / "home").mkdir()
+    home = {"HOME": str(tmp_path / "home")}
+    with Repo(str(proj)) as repo:
+        outs = [(Path(o.fs_path), o.use_cache, o.hash_info.value) for o in repo.index.outs]
+    cached = [path for path, use_cache, _ in outs if use_cache]
+    assert proj / "models" / "adapter" in cached and (proj / "models" / "adapter").is_dir()
+    before = file_hashes(cached)
+
+    sh(["dvc", "push"], proj, env=home)
+    name = sh(["dvc", "remote", "default"], proj, env=home).stdout.strip()
+    config = dict(line.split("=", 1) for line in sh(["dvc", "config", "--list"], proj, env=home).stdout.splitlines())
+    url = config[f"remote.{name}.url"]  # as DVC resolved it (`dvc remote list` wraps long lines)
+    remote = Path(url)
+    assert remote.is_relative_to(tmp_path / "home") and not remote.is_relative_to(proj), url
+    for path, use_cache, md5 in outs:  # DVC 3 layout: files/md5/<2 hex>/<rest>, a directory as its .dir listing
+        assert (remote / "files" / "md5" / md5[:2] / md5[2:]).exists() == use_cache, path
+
+    shutil.rmtree(proj / ".dvc" / "cache")
+    for path in cached:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert "models/adapter" in json.dumps(dvc_status(proj, home))
+    sh(["dvc", "pull"], proj, env=home)
+    assert dvc_status(proj, home) == {}
+    assert file_hashes(cached) == before
+
+
+def test_an_eval_param_change_reruns_only_the_evals_and_their_dependants(project, tmp_path):
+    proj = clone(project, tmp_path / "proj")
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["eval_multipl_e"]["max_new_tokens"] //= 2
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    evals = {f"eval_multipl_e@{target}" for target in params["eval_multipl_e"]["targets"]}
+    assert set(dvc_status(proj)) == evals  # before anything runs: exactly the stages that read the param
+
+    ran = ran_stages(sh(["dvc", "repro"], proj))
+    assert evals <= ran <= evals | downstream(proj, evals), ran
+    assert not ran & set(UPSTREAM_OF_EVAL), ran
+    assert dvc_status(proj) == {}  # and every dependant whose inputs changed did run
+
+
+def test_a_training_knob_experiment_retrains_from_the_cached_data(project, tmp_path):
+    """`dvc exp run -S sft_qlora.lora.r=...` reruns training and what follows it, reuses every data
+    stage and the base model's eval, and `dvc exp show` puts it beside the baseline with pass@1
+    of both test modes and the filter funnel."""
+    proj = clone(project, tmp_path / "proj")
+    (proj / ".gitignore").write_text("/mlflow.db\n/mlruns/\n/.cache/\n")
+    sh(["git", "config", "user.email", "e2e@localhost"], proj)
+    sh(["git", "config", "user.name", "e2e"], proj)
+    sh(["git", "add", "-A"], proj)
+    sh(["git", "commit", "-qm", "baseline"], proj)  # experiments are commits on top of a baseline
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    old_r = params["sft_qlora"]["lora"]["r"]
+    new_r = 4 if old_r != 4 else 16
+
+    ran = ran_stages(sh(["dvc", "exp", "run", "-n", "lora-r", "-S", f"sft_qlora.lora.r={new_r}"], proj))
+    assert {"sft_qlora", "merge", "eval_multipl_e@merged"} <= ran <= {"sft_qlora"} | downstream(proj, {"sft_qlora"}), ran
+    assert not ran & set(DATA_STAGES + ["eval_multipl_e@base"]), ran
+    assert dvc_status(proj) == {}
+
+    rows = list(csv.DictReader(io.StringIO(sh(["dvc", "exp", "show", "--csv"], proj).stdout)))
+    exp = next(row for row in rows if row["Experiment"] == "lora-r")
+    baseline = next(row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace")
+
+    def column(row, file, key):  # DVC prefixes a column with its file only where names collide
+        for name in (f"{file}:{key}", key):
+            if name in row:
+                return row[name]
+        raise AssertionError(f"dvc exp show has no column {key} of {file}: {sorted(row)}")
+
+    assert column(exp, "params.yaml", "sft_qlora.lora.r") == str(new_r)
+    assert column(baseline, "params.yaml", "sft_qlora.lora.r") == str(old_r)
+    metrics_dir = params["eval_multipl_e"]["metrics_dir"]
+    for target in ("base", "merged"):
+        metrics = json.loads((proj / metrics_dir / f"{target}.json").read_text())  # the workspace holds the experiment
+        for mode in ("official", "corrected"):
+            assert float(column(exp, f"{metrics_dir}/{target}.json", f"{mode}.pass@1")) == metrics[mode]["pass@1"]
+    funnel = json.loads((proj / params["filter"]["metrics"]).read_text())["funnel"]
+    for step, count in funnel.items():
+        assert int(column(exp, params["filter"]["metrics"], f"funnel.{step}")) == count
+        assert int(column(baseline, params["filter"]["metrics"], f"funnel.{step}")) == count
