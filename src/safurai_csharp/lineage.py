@@ -129,15 +129,22 @@ def format_lineage(lin: dict[str, Any]) -> str:
              + (f" (aliases: {', '.join(lin['aliases'])})" if lin["aliases"] else "")
              + (f"  model.sha256 {lin['model_sha256'][:12]}" if lin["model_sha256"] else "")]
 
+    shown: set[str] = set()
+
     def walk(node: dict[str, Any], depth: int, prefix: str = "") -> None:
         via = f"{node['via']} <- " if node["via"] else ""
+        indent = "  " * depth
+        if node["run_id"] in shown:   # a DAG, not a tree: each run's inputs are listed once
+            lines.append(f"{indent}{prefix}{via}{node['stage']}  run {node['run_id']} (inputs above)")
+            return
+        shown.add(node["run_id"])
         extra = _short(node["metrics"])
-        lines.append(f"{'  ' * depth}{prefix}{via}{node['stage']}  run {node['run_id']} "
+        lines.append(f"{indent}{prefix}{via}{node['stage']}  run {node['run_id']} "
                      f"(experiment {node['experiment_id']})" + (f"  [{extra}]" if extra else ""))
         for child in node["inputs"]:
             walk(child, depth + 1)
         for name in node["unresolved"]:
-            lines.append(f"{'  ' * (depth + 1)}{name} <- (no run on record produced it)")
+            lines.append(f"{indent}  {name} <- (no run on record produced it)")
         for child in node["used_by"]:
             walk(child, depth + 1, prefix="read by ")
 
