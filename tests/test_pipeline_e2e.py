@@ -66,6 +66,7 @@ def project(tmp_path_factory, teacher_server):
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], proj)
     sh(["dvc", "init", "-q"], proj)
+    shutil.copytree(ROOT / ".dvc" / "plots", proj / ".dvc" / "plots")  # dvc.yaml's custom plot templates
     start = time.perf_counter()
     sh(["dvc", "repro"], proj)
     return proj, time.perf_counter() - start
@@ -127,6 +128,36 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     assert "corrected.pass_at_1" in ev.data.metrics and "official.pass_at_1" in ev.data.metrics
     assert ev.data.params["eval_multipl_e.max_new_tokens"] == "24"
     assert "input.model.sha256" in ev.data.tags and "input.benchmark.sha256" in ev.data.tags
+
+
+def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):
+    proj, _ = project
+    lin = json.loads(sh(["safurai-csharp", "lineage", "--alias", "candidate", "--json"], proj).stdout)
+
+    def stages(node):
+        yield node["stage"]
+        for child in node["inputs"]:
+            yield from stages(child)
+
+    made = set(stages(lin["made_by"]))
+    assert {"merge", "sft_qlora", "sft_data", "filter", "evolve@1", "evolve@2", "evolve@3", "generate",
+            "prepare_teacher", "prepare_base", "benchmark"} <= made, made
+    scored = {n["stage"]: {u["stage"] for u in n["used_by"]} for n in lin["scored_by"]}
+    assert scored == {"eval_multipl_e@merged": {"promote", "report"}}
+    text = sh(["safurai-csharp", "lineage", "--alias", "candidate"], proj).stdout
+    assert "adapter <- sft_qlora" in text and "read by promote" in text
+
+
+def test_plots_render_loss_funnel_and_per_problem(project):
+    proj, _ = project
+    plots = json.loads(sh(["dvc", "plots", "show", "--json"], proj).stdout)["data"]
+    assert {"metrics/train_loss.json", "metrics/filter_funnel.json", "per_problem_corrected",
+            "per_problem_official"} <= set(plots), sorted(plots)
+    for name in ("metrics/train_loss.json", "metrics/filter_funnel.json", "per_problem_corrected"):
+        (plot,) = plots[name]
+        assert plot["type"] == "vega" and plot["content"]["data"]["values"], name
+    bars = plots["per_problem_corrected"][0]["content"]["data"]["values"]
+    assert len({row["problem"] for row in bars}) == 3  # every benchmark problem of the tiny run
 
 
 def test_second_repro_is_a_fast_no_op(project):
