@@ -16,11 +16,20 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_digests(path: Path) -> dict[str, str]:
+    """{relative posix path: sha256} of every file under a directory, sorted by path."""
+    return {f.relative_to(path).as_posix(): file_sha256(f)
+            for f in sorted(p for p in path.rglob("*") if p.is_file())}
+
+
+def tree_digest(digests: dict[str, str]) -> str:
+    """A directory's digest from its file_digests."""
+    h = hashlib.sha256()
+    for rel, digest in digests.items():
+        h.update(f"{rel}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
 def path_digest(path: Path) -> str:
     """sha256 of a file, or of a directory's (relative path, file hash) list."""
-    if path.is_file():
-        return file_sha256(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\n".encode())
-    return h.hexdigest()
+    return file_sha256(path) if path.is_file() else tree_digest(file_digests(path))

@@ -70,22 +70,26 @@ def _node(run: Any, via: str | None = None) -> RunNode:
 
 
 def trace(client: Any, run: Any, ids: list[str] | None = None, *, via: str | None = None,
-          _path: frozenset[str] = frozenset()) -> RunNode:
+          _path: frozenset[str] = frozenset(), _producers: dict[str, Any] | None = None) -> RunNode:
     """`run` and, recursively, the runs that produced each of its inputs (searched in the
     experiments `ids`; default: all)."""
     ids = ids if ids is not None else experiment_ids(client)
+    # The pipeline is a DAG (filter feeds sft_data and evolve@1): one search per digest.
+    producers = {} if _producers is None else _producers
     node = _node(run, via)
     path = _path | {run.info.run_id}
     for key, digest in sorted(run.data.tags.items()):
         if not (key.startswith("input.") and key.endswith(".sha256")):
             continue
         name = key[len("input."):-len(".sha256")]
-        parent = producer(client, ids, digest)
+        if digest not in producers:
+            producers[digest] = producer(client, ids, digest)
+        parent = producers[digest]
         # A cycle cannot come from a DAG; a run that read and rewrote one file would make one.
         if parent is None or parent.info.run_id in path or len(path) >= _MAX_DEPTH:
             node.unresolved.append(name)
             continue
-        node.inputs.append(trace(client, parent, ids, via=name, _path=path))
+        node.inputs.append(trace(client, parent, ids, via=name, _path=path, _producers=producers))
     return node
 
 

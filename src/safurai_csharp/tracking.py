@@ -55,7 +55,7 @@ def content_tags(kind: str, paths: Mapping[str, str | Path] | None) -> dict[str,
     lineage.py finds a run by content with one LIKE query whatever the input's name. A
     directory contributes its own digest and each file directly in it (a consumer may read
     one file of it, e.g. sft_data's train.jsonl)."""
-    from .hashing import path_digest
+    from .hashing import file_digests, file_sha256, tree_digest
 
     tags: dict[str, str] = {}
     digests: list[str] = []
@@ -63,10 +63,13 @@ def content_tags(kind: str, paths: Mapping[str, str | Path] | None) -> dict[str,
         path = Path(path)
         if not path.exists():
             continue
-        tags[f"{kind}.{name}.sha256"] = digest = path_digest(path)
-        digests.append(digest)
-        if path.is_dir():
-            digests += [path_digest(f) for f in sorted(path.iterdir()) if f.is_file()][:_DIR_FILES]
+        if path.is_file():
+            tags[f"{kind}.{name}.sha256"] = digest = file_sha256(path)
+            digests.append(digest)
+            continue
+        files = file_digests(path)   # each file hashed once: for the tree and for its own entry
+        tags[f"{kind}.{name}.sha256"] = tree_digest(files)
+        digests += [tags[f"{kind}.{name}.sha256"], *[d for rel, d in files.items() if "/" not in rel][:_DIR_FILES]]
     if digests:
         tags[f"lineage.{kind}s"] = " ".join(dict.fromkeys(digests))
     return tags
