@@ -48,18 +48,23 @@ def _search(client: Any, experiment_ids: list[str], where: str, limit: int) -> l
                               order_by=["attributes.start_time DESC"], max_results=limit)
 
 
-def producer(client: Any, experiment_ids: list[str], digest: str) -> Any | None:
-    """The latest finished run whose outputs include `digest`."""
+def _checked(digest: str) -> str:
+    # Digests go into a filter string: only hex digits may reach it.
     if not _HEX.fullmatch(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
+    return digest
+
+
+def producer(client: Any, experiment_ids: list[str], digest: str) -> Any | None:
+    """The latest finished run whose outputs include `digest`."""
+    _checked(digest)
     runs = _search(client, experiment_ids, f"tags.`lineage.outputs` LIKE '%{digest}%'", 1)
     return runs[0] if runs else None
 
 
 def consumers(client: Any, experiment_ids: list[str], digest: str, limit: int = 50) -> list[Any]:
     """Finished runs that read `digest`, latest first."""
-    if not _HEX.fullmatch(digest):
-        raise ValueError(f"not a sha256 digest: {digest!r}")
+    _checked(digest)
     return _search(client, experiment_ids, f"tags.`lineage.inputs` LIKE '%{digest}%'", limit)
 
 
@@ -95,14 +100,15 @@ def trace(client: Any, run: Any, ids: list[str] | None = None, *, via: str | Non
 
 def version_lineage(client: Any, name: str, *, version: str | None = None, alias: str | None = None) -> dict[str, Any]:
     """What made version `version` (or `alias`) of registered model `name`, and what scored it."""
-    from .registry import RegistryError, version_by_alias
+    from .registry import CHAMPION, RegistryError, version_by_alias
 
     if version is not None:
         mv = client.get_model_version(name, str(version))
     else:
-        mv = version_by_alias(client, name, alias or "champion")
+        alias = alias or CHAMPION
+        mv = version_by_alias(client, name, alias)
         if mv is None:
-            raise RegistryError(f"registered model {name!r} has no version with alias {alias or 'champion'!r}")
+            raise RegistryError(f"registered model {name!r} has no version with alias {alias!r}")
     ids = experiment_ids(client)
     made_by = trace(client, client.get_run(mv.run_id), ids) if mv.run_id else None
     scored_by = []
