@@ -34,19 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def synthetic_rows(n: int, target_tokens: int) -> list[dict]:
     """Alpaca prompt + ```csharp completion, ~target_tokens each (4 chars/token is close for code)."""
-    from safurai_csharp.synth.sft_format import sft_record
+    from safurai_csharp.synth.sft_format import rows as sft_rows_of
 
     rows = []
     for i in range(n):
         lines = [f"        if (xs[i] % {k + 2} == {k % 3}) total += xs[i] * {k + i};"
                  for k in range(target_tokens // 14)]
         body = "\n".join(lines)
-        rows.append(sft_record({
+        rows.append(sft_rows_of({
             "id": f"bench{i}", "tests": "",
             "instruction": f"Write a C# method Score{i}(List<long> xs) that adds up weighted elements of xs "
                            f"according to the divisibility rules below, and returns the total as a long.",
             "solution": f"public static long Score{i}(List<long> xs) {{\n    long total = 0;\n"
-                        f"    for (int i = 0; i < xs.Count; i++) {{\n{body}\n    }}\n    return total;\n}}"}))
+                        f"    for (int i = 0; i < xs.Count; i++) {{\n{body}\n    }}\n    return total;\n}}"}, ["alpaca"])[0])
     return rows
 
 

@@ -105,9 +105,21 @@ def test_data_stages_write_records_funnel_and_training_set(project):
     for k in (1, 2, 3):
         rnd = json.loads((proj / f"metrics/evolve/round{k}.json").read_text())
         assert rnd["round"] == k and rnd["pool"] == rnd["evolved"] + rnd["carried"] and rnd["evolved"] > 0
+    split = json.loads((proj / "metrics/split.json").read_text())
+    assert split["examples"] > funnel["keep"] and split["rendered"] == split["examples"]  # one-method classes
+    assert split["train"] + split["validation"] + split["dev"] == split["examples"] and split["dev"] > 0
+    dev = [json.loads(line) for line in (proj / "data/tasks/dev.jsonl").read_text().splitlines()]
+    assert len(dev) == split["dev"] and all(p["name"] == f"dev_{p['source_id']}" for p in dev)
+    dev_eval = json.loads((proj / "metrics/eval_dev/base.json").read_text())
+    assert dev_eval["official"]["problems"] == split["dev"] and dev_eval["protocol"] == "completion"
+    onpolicy = json.loads((proj / "metrics/self_sample.json").read_text())
+    assert onpolicy["tasks"] == split["train"] and onpolicy["samples"] == 2 * split["train"]  # k: 2
     sft = json.loads((proj / "metrics/sft_data.json").read_text())
-    assert sft["train"] + sft["validation"] == sft["examples"] and sft["examples"] > funnel["keep"]
-    assert (proj / "data/sft/train.jsonl").exists() and (proj / "data/sft/validation.jsonl").exists()
+    assert sft["train_tasks"] == split["train"] and sft["validation"] == 3 * split["validation"]
+    assert sft["rows"]["teacher_completion"] == sft["rows"]["teacher_chat"] == split["train"]
+    assert sft["rows"]["student_completion"] == onpolicy["kept"]
+    rows = [json.loads(line) for line in (proj / "data/sft/train.jsonl").read_text().splitlines()]
+    assert {r["format"] for r in rows} == {"completion", "chat", "alpaca"} and len(rows) == sft["train"]
 
 
 def test_every_stage_logged_to_mlflow_with_lineage(project):
@@ -119,7 +131,8 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     runs = client.search_runs([exp.experiment_id])
     by_stage = {r.data.tags["dvc.stage"]: r for r in runs}
     stages = [line.split()[0] for line in sh(["dvc", "stage", "list"], proj).stdout.splitlines() if line.strip()]
-    assert {"generate", "filter", "evolve@3", "sft_data", "eval_multipl_e@base"} <= set(stages)
+    assert {"generate", "filter", "evolve@3", "split", "self_sample", "sft_data", "eval_multipl_e@base",
+            "eval_dev@merged"} <= set(stages)
     assert set(by_stage) == set(stages)  # one MLflow run per DVC stage
     assert "funnel.parse" in by_stage["filter"].data.metrics
     assert by_stage["generate"].data.params["generate.num_tasks"] == "8"
@@ -140,10 +153,12 @@ def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):
             yield from stages(child)
 
     made = set(stages(lin["made_by"]))
-    assert {"merge", "sft_qlora", "sft_data", "filter", "evolve@1", "evolve@2", "evolve@3", "generate",
-            "prepare_teacher", "prepare_base", "benchmark"} <= made, made
+    # not self_sample: the tiny random student passes no sample, and an empty file's hash names
+    # no producer uniquely (lineage links by content)
+    assert {"merge", "sft_qlora", "sft_data", "split", "filter", "evolve@1", "evolve@2", "evolve@3",
+            "generate", "prepare_teacher", "prepare_base", "benchmark"} <= made, made
     scored = {n["stage"]: {u["stage"] for u in n["used_by"]} for n in lin["scored_by"]}
-    assert scored == {"eval_multipl_e@merged": {"promote", "report"}}
+    assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": set()}
     text = sh(["safurai-csharp", "lineage", "--alias", "candidate"], proj).stdout
     assert "adapter <- sft_qlora" in text and "read by promote" in text
 
@@ -187,7 +202,7 @@ def test_noop_benchmark_script_runs_on_an_up_to_date_project(project):
 # tests tolerate running, their dependants, come from `dvc dag` instead: a new stage downstream
 # of eval, such as a report, needs no edit here).
 DATA_STAGES = ["prepare_base", "benchmark", "prepare_teacher", "generate", "filter",
-               "evolve@1", "evolve@2", "evolve@3", "sft_data"]
+               "evolve@1", "evolve@2", "evolve@3", "split", "self_sample", "sft_data"]
 UPSTREAM_OF_EVAL = DATA_STAGES + ["sft_qlora", "merge"]
 
 

@@ -7,11 +7,11 @@ import sys
 
 from . import eval_completions, lineage
 from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
-from .stages import merge, promote, report
+from .stages import eval_dev, merge, promote, report, self_sample, split
 from .stages import sft_qlora
 
-COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, sft_data, sft_qlora, merge,
-            eval_multipl_e, eval_completions, promote, report, lineage)
+COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, split, self_sample, sft_data,
+            sft_qlora, merge, eval_multipl_e, eval_dev, eval_completions, promote, report, lineage)
 
 
 def build_parser() -> argparse.ArgumentParser:

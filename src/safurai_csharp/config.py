@@ -114,23 +114,19 @@ class EvalTarget(Section):
     model_dir: str
 
 
-class EvalParams(Section):
-    """`safurai-csharp eval-multipl-e --target NAME` (DVC stage eval_multipl_e@NAME)."""
+class SamplingParams(Section):
+    """How a model is sampled and scored on MultiPL-E-shaped problems (HumanEval-C#, the dev set)."""
 
-    engine: Literal["vllm", "hf", "openai"] = "vllm"
-    engine_options: EngineOptions = EngineOptions()
+    protocol: Literal["completion", "chat"] = "completion"
     n: int = Field(1, ge=1)
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(400, ge=1)
     seed: int = 1234
     modes: list[Literal["official", "corrected"]] = ["official", "corrected"]
-    targets: dict[str, EvalTarget]
-    out_dir: str = "data/eval"
-    metrics_dir: str = "metrics/eval"
 
     @model_validator(mode="after")
-    def _sampling_is_consistent(self) -> "EvalParams":
+    def _sampling_is_consistent(self) -> "SamplingParams":
         if self.temperature == 0 and self.n > 1:
             raise ValueError(
                 "temperature 0 is greedy decoding: all n samples would be identical; "
@@ -138,9 +134,38 @@ class EvalParams(Section):
             )
         if not self.modes:
             raise ValueError("modes must name at least one of 'official', 'corrected'")
+        return self
+
+    def sampling(self) -> Any:
+        from .engines.base import SamplingConfig
+
+        return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, seed=self.seed)
+
+
+class EvalParams(SamplingParams):
+    """`safurai-csharp eval-multipl-e --target NAME` (DVC stage eval_multipl_e@NAME)."""
+
+    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    engine_options: EngineOptions = EngineOptions()
+    targets: dict[str, EvalTarget]
+    out_dir: str = "data/eval"
+    metrics_dir: str = "metrics/eval"
+
+    @model_validator(mode="after")
+    def _has_targets(self) -> "EvalParams":
         if not self.targets:
             raise ValueError("targets must name at least one model directory to evaluate")
         return self
+
+
+class EvalDevParams(SamplingParams):
+    """`safurai-csharp eval-dev --target NAME` (stage eval_dev@NAME): the targets, engine and
+    engine options of eval_multipl_e on the dev set of stage split."""
+
+    modes: list[Literal["official", "corrected"]] = ["official"]
+    out_dir: str = "data/eval_dev"
+    metrics_dir: str = "metrics/eval_dev"
 
 
 class TeacherParams(Section):
@@ -294,13 +319,56 @@ class EvolveParams(Section):
         return self
 
 
-class SftDataParams(Section):
-    """`safurai-csharp sft-data` (stage sft_data): filtered ∪ evolved rounds → train/validation."""
+class SplitParams(Section):
+    """`safurai-csharp split` (stage split): filtered ∪ evolved -> train / validation / dev tasks,
+    by lineage (an example and everything evolved from it land on one side)."""
 
+    dev_fraction: float = Field(0.2, ge=0, lt=1)
     validation_fraction: float = Field(0.05, ge=0, lt=1)
     seed: int = 3
+    out_dir: str = "data/tasks"
+    metrics: str = "metrics/split.json"
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitParams":
+        if self.dev_fraction + self.validation_fraction >= 1:
+            raise ValueError(f"dev_fraction + validation_fraction must leave tasks to train on "
+                             f"(got {self.dev_fraction} + {self.validation_fraction} >= 1)")
+        return self
+
+
+class SelfSampleParams(Section):
+    """`safurai-csharp self-sample` (stage self_sample): the student solves its training tasks
+    k times; the sandbox keeps the passing, distinct solutions (rejection sampling, ReST-EM)."""
+
+    model_dir: str = "models/base"
+    k: int = Field(8, ge=1)
+    temperature: float = Field(0.8, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(400, ge=1)
+    max_per_task: int = Field(2, ge=1)
+    seed: int = 5
+    out: str = "data/onpolicy/samples.jsonl"
+    metrics: str = "metrics/self_sample.json"
+
+
+class SftDataParams(Section):
+    """`safurai-csharp sft-data` (stage sft_data): split's train/validation tasks (+ the student's
+    own passing solutions) -> SFT rows in the chosen formats."""
+
+    formats: list[Literal["completion", "chat", "alpaca"]] = ["completion"]
+    sources: list[Literal["teacher", "student"]] = ["teacher", "student"]
     out_dir: str = "data/sft"
     metrics: str = "metrics/sft_data.json"
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "SftDataParams":
+        if not self.formats or len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats must name each of completion, chat, alpaca at most once, and one at least "
+                             f"(got {self.formats})")
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"sources must name teacher and/or student, each once (got {self.sources})")
+        return self
 
 
 class MergeParams(Section):
@@ -420,7 +488,9 @@ class SftQloraParams(Section):
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, ge=-1, description="cap on optimizer steps (whichever of epochs / max_steps "
                            "ends first); -1: no cap")
-    learning_rate: float = Field(3e-4, gt=0, lt=1)
+    # 0 is allowed on purpose: the null control (an adapter that stays zero, through the same
+    # merge and evals) measures the noise floor of the whole chain, NF4 round trip included.
+    learning_rate: float = Field(3e-4, ge=0, lt=1)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps the lr ramps up from 0")
     optim: Literal["adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_bnb_8bit"] = Field(
@@ -480,11 +550,14 @@ class Params(Section):
     generate: GenerateParams
     filter: FilterParams
     evolve: EvolveParams
+    split: SplitParams
+    self_sample: SelfSampleParams
     sft_data: SftDataParams
     sft_qlora: SftQloraParams
     merge: MergeParams
     promote: PromoteParams
     eval_multipl_e: EvalParams
+    eval_dev: EvalDevParams
     report: ReportParams
     mlflow: MlflowParams
 

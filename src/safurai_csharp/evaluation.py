@@ -3,9 +3,11 @@ the `eval-completions` tool, so a number from either means the same thing."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .passk import bootstrap_interval, mean_pass_at_k
@@ -68,6 +70,22 @@ def score(
     return ModeOutcome(results=results, summary=summarise(results, mode))
 
 
+def evaluate(problems: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]], modes: Sequence[str],
+             executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score the completions in every mode: the per-problem records ({name, completions,
+    results: {mode: [...]}}) and the metrics document ({problems, <mode>: summary})."""
+    records = [{"name": p["name"], "completions": list(c), "results": {}}
+               for p, c in zip(problems, completions, strict=True)]
+    metrics: dict[str, Any] = {"problems": len(problems)}
+    for mode in modes:
+        start = time.perf_counter()
+        outcome = score(problems, completions, mode, executor)
+        for rec, res in zip(records, outcome.results, strict=True):
+            rec["results"][mode] = res
+        metrics[mode] = {**outcome.summary, "execution_seconds": round(time.perf_counter() - start, 2)}
+    return records, metrics
+
+
 def summarise(results: Sequence[Sequence[Mapping[str, Any]]], mode: str) -> dict[str, Any]:
     scored = [r for r in results if r]
     counts = [(len(r), sum(1 for x in r if x["passed"])) for r in scored]
@@ -89,3 +107,39 @@ def summarise(results: Sequence[Sequence[Mapping[str, Any]]], mode: str) -> dict
         lo, hi = bootstrap_interval(counts, 1)
         summary["pass@1_ci95"] = [lo, hi]
     return summary
+
+
+def sample_completions(
+    problems: Sequence[Mapping[str, Any]], model_dir: str | Path | None, *, engine: str,
+    engine_options: Mapping[str, Any], sampling: Any, protocol: str = "completion",
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """`sampling.n` completions per problem from the model in `model_dir`, asked by `protocol`
+    (protocols.py), and the generation statistics (tokens, seconds, tokens/s)."""
+    from .engines import make_engine
+    from .protocols import get_protocol
+
+    how = get_protocol(protocol)
+    model = make_engine(engine, None if model_dir is None else Path(model_dir), seed=sampling.seed,
+                        **dict(engine_options))
+    start = time.perf_counter()
+    try:
+        completions = how.sample(model, problems, sampling) if problems else []
+        stats: dict[str, Any] = {"generated_tokens": 0, "prompt_tokens": 0, **dict(model.last_stats or {})}
+    finally:
+        model.close()
+    stats.pop("seconds", None)
+    stats["protocol"] = protocol
+    stats["seconds"] = round(time.perf_counter() - start, 2)
+    stats["tokens_per_s"] = round(stats["generated_tokens"] / stats["seconds"], 1) if stats["seconds"] else 0.0
+    return completions, stats
+
+
+def sample_and_score(problems: Sequence[Mapping[str, Any]], model_dir: str | Path, cfg: Any, *, engine: str,
+                     engine_options: Mapping[str, Any], executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One evaluation: `cfg` (config.SamplingParams: protocol, n, temperature, ..., modes) says
+    how to sample and score; returns the per-problem records and the metrics document."""
+    completions, gen = sample_completions(problems, model_dir, engine=engine, engine_options=engine_options,
+                                          sampling=cfg.sampling(), protocol=cfg.protocol)
+    records, metrics = evaluate(problems, completions, cfg.modes, executor)
+    metrics.update(n=cfg.n, protocol=cfg.protocol, generation=gen)
+    return records, metrics

@@ -9,7 +9,7 @@ import pytest
 
 from safurai_csharp.config import load_params
 from safurai_csharp.stages import evolve
-from safurai_csharp.stages.sft_data import build
+from safurai_csharp.synth.split import collect
 from safurai_csharp.synth.parse import render_answer
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -86,19 +86,6 @@ def test_round_eliminates_keeps_lineage_and_carries_parents(params):
     again, _ = evolve.evolve_round(parents, 1, params)
     assert again == pool
 
-    train, validation, m = build(parents, [pool], params)
-    assert m["examples"] == 6 and m["per_round"] == {"0": 5, "1": 1}
-    rows = {r["id"]: r for r in train + validation}
-    assert rows[child["id"]]["parent_id"] == "p0" and rows[child["id"]]["prompt"].startswith("Below is an instruction")
-    assert rows[child["id"]]["completion"].startswith("```csharp\nusing System;") and "class MathX" in rows[child["id"]]["completion"]
-
-
-def test_lineage_split_keeps_families_together(params):
-    parents = [{"id": f"r{i}", "instruction": f"task {i}", "solution": SOL, "tests": TESTS} for i in range(200)]
-    children = [{**p, "id": p["id"] + "c", "parent_id": p["id"], "round": 1} for p in parents]
-    grandchildren = [{**c, "id": c["id"] + "c", "parent_id": c["id"], "round": 2} for c in children]
-    cfg = params.model_copy(update={"sft_data": params.sft_data.model_copy(update={"validation_fraction": 0.2})})
-    train, validation, _ = build(parents, [children, grandchildren], cfg)
-    side = {r["id"]: "t" for r in train} | {r["id"]: "v" for r in validation}
-    assert 60 < len(validation) < 180  # ~20% of 600
-    assert all(side[p["id"]] == side[p["id"] + "c"] == side[p["id"] + "cc"] for p in parents)
+    examples, per_round = collect(parents, [pool])  # what stage split splits
+    assert len(examples) == 6 and per_round == {"0": 5, "1": 1}
+    assert {ex["id"]: ex.get("parent_id") for ex in examples}[child["id"]] == "p0"

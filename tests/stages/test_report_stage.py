@@ -298,3 +298,20 @@ def test_report_stage_in_dvc_yaml_reads_both_targets():
                                                             f"${{report.candidate}}_{mode}"]}
     template = json.loads((ROOT / ".dvc/plots/per_problem_bars.json").read_text())
     assert template["encoding"]["x"] == {**template["encoding"]["x"], "field": "<DVC_METRIC_X>", "type": "nominal"}
+
+
+def test_run_compares_the_dev_set_too(proj, capsys):
+    write_project(proj, greedy({0, 1}, 8), greedy({0, 1, 2}, 8))
+    assert report.run()["dev"] == {"problems": 0}  # no dev results yet
+    for target, solved in (("base", {0}), ("merged", {0, 1, 2, 3})):
+        out = proj / "data/eval_dev" / target / "results.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"name": f"dev_{i}", "completions": ["x"],
+                 "results": {"official": [{"status": "pass" if i in solved else "assertion_failed",
+                                           "passed": i in solved}]}} for i in range(6)]
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dev = report.run()["dev"]
+    assert dev["problems"] == 6 and set(dev) >= {"official"} and "corrected" not in dev  # eval_dev.modes
+    assert (dev["official"]["improved"], dev["official"]["regressed"]) == (3, 0)
+    assert dev["official"]["delta"] == pytest.approx(3 / 6)
+    assert "report dev official: base 0.1667 -> merged 0.6667" in capsys.readouterr().out

@@ -26,12 +26,12 @@ def model(tmp_path_factory):
 
 
 def write_data(data_dir: Path, train: int, validation: int) -> None:
-    from safurai_csharp.synth.sft_format import sft_record
+    from safurai_csharp.synth.sft_format import rows as sft_rows_of
 
-    rows = [sft_record({"id": f"e{i}", "tests": "Debug.Assert(true);",
+    rows = [sft_rows_of({"id": f"e{i}", "tests": "Debug.Assert(true);",
                         "instruction": f"Write a C# method F{i} that returns {i} plus the sum of a list."
                                        + " Be exact." * (i % 4),
-                        "solution": f"public static long F{i}(List<long> xs) {{\n    return {i} + xs.Sum();\n}}"})
+                        "solution": f"public static long F{i}(List<long> xs) {{\n    return {i} + xs.Sum();\n}}"}, ["alpaca"])[0]
             for i in range(train + validation)]
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:train]))

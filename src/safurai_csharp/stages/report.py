@@ -13,6 +13,9 @@ problems on which they disagree, not from two independent intervals.
   baseline); with n > 1 a sign-flip permutation test on the per-problem pass-rate differences
   (stats.py). `improved` / `regressed` then count problems whose pass rate went up / down.
 
+The same comparison on the dev set (eval_dev's results of both targets) is the report's `dev`
+section ({"problems": 0} while there is no dev set): recipes are chosen on it, not on the test set.
+
 Written: report.metrics (JSON, `dvc exp show` columns) and report.per_problem_plot (CSV: one row
 per problem in benchmark order, the pass rate of each target in each mode; `dvc plots show`).
 """
@@ -163,18 +166,29 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     for t in targets:
         _check_against_eval_metrics(report, t, evals[t], ev.modes)
     rows = per_problem_rows(records[cfg.baseline], records[cfg.candidate], ev.modes, **names)
-    inputs = {**{f"{t}_results": results[t] for t in targets}, **{f"{t}_metrics": evals[t] for t in targets}}
+    # The same comparison on the dev set (eval_dev): where recipes are chosen.
+    dev_results = {t: Path(params.eval_dev.out_dir) / t / "results.jsonl" for t in targets}
+    dev_records = {t: read_jsonl(p) if p.is_file() else [] for t, p in dev_results.items()}
+    if all(dev_records.values()):
+        report["dev"] = compare(dev_records[cfg.baseline], dev_records[cfg.candidate], params.eval_dev.modes,
+                                **names, bootstrap_samples=cfg.bootstrap_samples, permutations=cfg.permutations,
+                                seed=cfg.seed)
+    else:
+        report["dev"] = {"problems": 0}
+    inputs = {**{f"{t}_results": results[t] for t in targets}, **{f"{t}_metrics": evals[t] for t in targets},
+              **{f"{t}_dev_results": dev_results[t] for t in targets if dev_results[t].is_file()}}
     logged = {"report": cfg.model_dump(), "modes": list(ev.modes)}
     with stage_run(params.mlflow, "report", params=logged, inputs=inputs,
                    outputs={"report": cfg.metrics, "per_problem": cfg.per_problem_plot}) as mlflow:
         write_json(cfg.metrics, report)
         write_atomic(cfg.per_problem_plot, to_csv(rows))
-        log_metrics(mlflow, flatten("", {m: report[m] for m in ev.modes}))
+        log_metrics(mlflow, flatten("", {**{m: report[m] for m in ev.modes}, "dev": report["dev"]}))
         mlflow.set_tags({f"report.{m}.test": report[m]["test"] for m in ev.modes})
         mlflow.log_artifact(cfg.metrics)
         mlflow.log_artifact(cfg.per_problem_plot)
-    for m in ev.modes:
-        r = report[m]
+    sections = [(m, report[m]) for m in ev.modes]
+    sections += [(f"dev {m}", report["dev"][m]) for m in params.eval_dev.modes if m in report["dev"]]
+    for m, r in sections:
         ci = r["delta_ci95"]
         print(f"report {m}: {cfg.baseline} {r[f'{cfg.baseline}_pass@1']:.4f} -> {cfg.candidate} "
               f"{r[f'{cfg.candidate}_pass@1']:.4f} (delta {r['delta']:+.4f}, 95% [{ci['lo']:+.4f}, {ci['hi']:+.4f}]; "

@@ -1,63 +1,62 @@
-"""Stage sft_data: the training set = filtered examples ∪ the new examples of every
-evolution round, split into train/validation and formatted for SFT (synth/sft_format.py).
+"""Stage sft_data: stage split's train and validation tasks (and, with source `student`, the
+student's own passing solutions of stage self_sample) -> SFT rows in every format of
+sft_data.formats (synth/sft_format.py): data/sft/{train,validation}.jsonl.
 
-The split is by lineage: an example and everything evolved from it land on the same side,
-so validation loss is not flattered by near-copies of training examples.
+Validation rows come from the teacher only (self_sample samples training tasks only), so the
+validation loss of two recipes compares on the same rows. The dev side never reaches here.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import Params, ParamsError, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth.sft_format import sft_record
+from ..synth.sft_format import rows
 from ..tracking import flatten, log_metrics, stage_run
 
 
-def root_of(example: dict, by_id: dict[str, dict]) -> str:
-    seen = set()
-    while example.get("parent_id") and example["parent_id"] in by_id and example["id"] not in seen:
-        seen.add(example["id"])
-        example = by_id[example["parent_id"]]
-    return example["id"]
-
-
-def build(filtered: list[dict], rounds: list[list[dict]], params: Params) -> tuple[list[dict], list[dict], dict]:
-    """Pure core: (train, validation, metrics)."""
+def build(train: list[dict], validation: list[dict], samples: list[dict],
+          params: Params) -> tuple[list[dict], list[dict], dict]:
+    """Pure core: (train rows, validation rows, metrics)."""
     cfg = params.sft_data
-    examples, ids = [], set()
-    per_round = {0: 0}
-    for k, pool in enumerate([filtered, *rounds]):
-        for ex in pool:
-            if ex.get("carried") or ex["id"] in ids:
-                continue
-            ids.add(ex["id"])
-            examples.append(ex)
-            per_round[k] = per_round.get(k, 0) + 1
-    by_id = {ex["id"]: ex for pool in [filtered, *rounds] for ex in pool}
-    train, validation = [], []
-    for ex in examples:
-        h = hashlib.sha256(f"{cfg.seed}:{root_of(ex, by_id)}".encode()).digest()
-        bucket = int.from_bytes(h[:8], "big") / 2**64
-        (validation if bucket < cfg.validation_fraction else train).append(sft_record(ex))
-    metrics = {"examples": len(examples), "train": len(train), "validation": len(validation),
-               "per_round": {str(k): v for k, v in sorted(per_round.items())},
-               "growth": round(len(examples) / max(1, len(filtered)), 3)}
-    return train, validation, metrics
+    by_id = {ex["id"]: ex for ex in train}
+    train_rows: list[dict] = []
+    if "teacher" in cfg.sources:
+        for ex in train:
+            train_rows += rows(ex, cfg.formats, source="teacher")
+    if "student" in cfg.sources:
+        for s in samples:
+            ex = by_id.get(s["task_id"])
+            if ex is None:
+                raise ParamsError(f"self_sample row for task {s['task_id']!r}, which is not a training task of "
+                                 f"stage split: rerun self_sample (dvc repro self_sample)")
+            train_rows += rows(ex, cfg.formats, source="student", completion=s["completion"], sample=s["sample"])
+    validation_rows = [r for ex in validation for r in rows(ex, cfg.formats, source="teacher")]
+    count = Counter((r["source"], r["format"]) for r in train_rows)
+    metrics = {"train": len(train_rows), "validation": len(validation_rows),
+               "train_tasks": len({r["task_id"] for r in train_rows}),
+               "rows": {f"{src}_{fmt}": count[(src, fmt)] for src in cfg.sources for fmt in cfg.formats}}
+    return train_rows, validation_rows, metrics
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.sft_data
-    round_files = [params.evolve.rounds[k].out for k in sorted(params.evolve.rounds, key=int)]
+    tasks = Path(params.split.out_dir)
     with stage_run(params.mlflow, "sft_data", params={"sft_data": cfg.model_dump()},
-                   inputs={"filtered": params.filter.out, **{f"round{i + 1}": f for i, f in enumerate(round_files)}},
+                   inputs={"train_tasks": tasks / "train.jsonl", "validation_tasks": tasks / "validation.jsonl",
+                           "samples": params.self_sample.out},
                    outputs={"sft_data": cfg.out_dir}) as mlflow:
-        train, validation, metrics = build(read_jsonl(params.filter.out), [read_jsonl(f) for f in round_files], params)
+        train, validation, metrics = build(read_jsonl(tasks / "train.jsonl"), read_jsonl(tasks / "validation.jsonl"),
+                                           read_jsonl(params.self_sample.out), params)
+        if not train:
+            raise ParamsError(f"no training rows: sft_data.formats {cfg.formats} and sources {cfg.sources} give "
+                             f"nothing for the {metrics['train_tasks']} training tasks (add format chat or alpaca, "
+                             f"or see metrics/split.json: render_failures)")
         out = Path(cfg.out_dir)
         write_jsonl(out / "train.jsonl", train)
         write_jsonl(out / "validation.jsonl", validation)
@@ -68,6 +67,6 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sft-data", help="assemble and split the SFT training set (stage sft_data)")
+    p = sub.add_parser("sft-data", help="SFT rows in the chosen formats from split and self_sample (stage sft_data)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=lambda a: run(a.params))

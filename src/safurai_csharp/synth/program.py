@@ -20,6 +20,7 @@ every method body is replaced by `return default(T);` — the mutant from :func:
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from ..csharp import Program
 from ..csharp.modes import _assert_sites, code_mask
@@ -158,12 +159,21 @@ def _matching(text: str, mask: list[bool], open_idx: int, pair: str) -> int:
     return -1
 
 
-def static_methods(solution: str) -> list[tuple[str, str, int, int]]:
-    """(return type, name, body start, body end) of each static method with a body.
+class MethodSpan(NamedTuple):
+    """A static method with a body: `head_start` is where its modifiers begin, `name_start`
+    where its name does, [body_start, body_end) the `{...}` block or the `=> expr;` body."""
 
-    Body = the `{...}` block (start at '{', end after '}') or an expression body
-    `=> expr;` (start at '=>', end after ';').
-    """
+    ret: str
+    name: str
+    head_start: int
+    name_start: int
+    body_start: int
+    body_end: int
+
+
+def method_spans(solution: str) -> list[MethodSpan]:
+    """Each outermost static method with a body, in source order (local functions inside a
+    matched body are part of that body)."""
     mask = code_mask(solution)
     found = []
     for m in _METHOD.finditer(solution):
@@ -178,22 +188,32 @@ def static_methods(solution: str) -> list[tuple[str, str, int, int]]:
             k += 1
         if k >= len(solution) or solution[k] == ";":
             continue  # abstract/extern/partial declaration without a body
+        head = (m.group("ret").strip(), m.group("name"), m.start(), m.start("name"))
         if solution.startswith("=>", k):
             end = k
             while end < len(solution) and (not mask[end] or solution[end] != ";"):
                 end += 1
-            found.append((m.group("ret").strip(), m.group("name"), k, end + 1))
+            found.append(MethodSpan(*head, k, end + 1))
         elif solution[k] == "{":
             end = _matching(solution, mask, k, "{}")
             if end > 0:
-                found.append((m.group("ret").strip(), m.group("name"), k, end + 1))
-    # nested local functions inside a matched body are part of that body: keep outermost only
-    outer, last_end = [], -1
-    for item in sorted(found, key=lambda t: t[2]):
-        if item[2] >= last_end:
-            outer.append(item)
-            last_end = item[3]
+                found.append(MethodSpan(*head, k, end + 1))
+    outer: list[MethodSpan] = []
+    last_end = -1
+    for span in sorted(found, key=lambda t: t.body_start):
+        if span.body_start >= last_end:
+            outer.append(span)
+            last_end = span.body_end
     return outer
+
+
+def static_methods(solution: str) -> list[tuple[str, str, int, int]]:
+    """(return type, name, body start, body end) of each static method with a body.
+
+    Body = the `{...}` block (start at '{', end after '}') or an expression body
+    `=> expr;` (start at '=>', end after ';').
+    """
+    return [(s.ret, s.name, s.body_start, s.body_end) for s in method_spans(solution)]
 
 
 def method_names(solution: str) -> list[str]:

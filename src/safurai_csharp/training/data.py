@@ -1,7 +1,10 @@
 """The training data: stage sft_data's train.jsonl / validation.jsonl as TRL prompt-completion
 datasets. Only `prompt` and `completion` are kept: with those two columns TRL computes the
-loss on the completion tokens only (completion_only_loss); a `messages` column would make
-TRL treat the rows as conversations instead."""
+loss on the completion tokens only (completion_only_loss).
+
+A row's prompt and completion are text, or (the `chat` format) message lists, which
+:func:`render_rows` turns into text with the student's own chat template, so rows of every
+format train side by side in one dataset."""
 
 from __future__ import annotations
 
@@ -36,13 +39,42 @@ def load_split(data_dir: str | Path, name: str) -> Split:
     rows = []
     for i, row in enumerate(read_jsonl(path), 1):
         prompt, completion = row.get("prompt"), row.get("completion")
-        if not isinstance(prompt, str) or not isinstance(completion, str) or not completion.strip():
-            raise JsonlError(f"{path}: row {i} needs string fields prompt and a non-empty completion "
-                             f"(the format of stage sft_data)")
+        text = isinstance(prompt, str) and isinstance(completion, str) and bool(completion.strip())
+        if not text and not (_messages(prompt) and _messages(completion)):
+            raise JsonlError(f"{path}: row {i} needs fields prompt and a non-empty completion, both strings or "
+                             f"both lists of {{role, content}} messages (the format of stage sft_data)")
         rows.append({"prompt": prompt, "completion": completion})
     if name == "train" and not rows:
         raise JsonlError(f"{path}: the training split is empty")
     return Split(name, path, rows, file_sha256(path))
+
+
+def _messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+
+
+def render_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, str]]:
+    """Message-list rows as text through the tokenizer's chat template: the prompt with the
+    assistant's generation prompt, the completion = the rest of the rendered conversation
+    (the assistant's message and its end-of-turn token; TRL appends the tokenizer's EOS when
+    that is another token, as it does to every text completion)."""
+    out = []
+    for row in rows:
+        prompt, completion = row["prompt"], row["completion"]
+        if isinstance(prompt, list):
+            if not getattr(tokenizer, "chat_template", None):
+                raise JsonlError("chat-format rows need a student with a chat template; this tokenizer has none "
+                                 "(use sft_data.formats completion or alpaca)")
+            head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            whole = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+            if not whole.startswith(head):
+                raise JsonlError("the chat template renders the prompt differently inside the whole conversation")
+            # ends with the end-of-turn token: the template's trailing newline is not the answer
+            completion = whole[len(head):].rstrip()
+            prompt = head
+        out.append({"prompt": prompt, "completion": completion})
+    return out
 
 
 def load_splits(data_dir: str | Path) -> dict[str, Split]:

@@ -21,7 +21,7 @@ from typing import Any
 from ..config import Params, SftQloraParams
 from ..jsonl import write_atomic
 from . import launch
-from .data import load_splits, to_dataset
+from .data import load_splits, render_rows, to_dataset
 from .model import load_model, load_tokenizer, lora_config, quantization_record
 from .resume import checkpoint_dir, last_checkpoint, run_key
 
@@ -148,8 +148,8 @@ def prepare(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, re
     model = load_model(cfg, cfg.model_dir, sharded=launch.sharded(cfg.accelerate_config))
     trainer = SFTTrainer(
         model=model, args=sft_config(cfg, run_dir, has_eval=has_eval, report_to=report_to or ["none"]),
-        train_dataset=to_dataset(splits["train"].rows),
-        eval_dataset=to_dataset(splits["validation"].rows) if has_eval else None,
+        train_dataset=to_dataset(render_rows(splits["train"].rows, tokenizer)),
+        eval_dataset=to_dataset(render_rows(splits["validation"].rows, tokenizer)) if has_eval else None,
         processing_class=tokenizer, peft_config=lora_config(cfg.lora),
         callbacks=[guard_callback(), *(callbacks or [])],
     )

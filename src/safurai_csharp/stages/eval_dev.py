@@ -1,0 +1,52 @@
+"""Stage eval_dev@<target>: the dev set, scored like HumanEval-C#.
+
+The dev set is stage split's held-out slice of the pipeline's own validated tasks, in
+MultiPL-E's shape: never trained on (split keeps every family on one side), never the
+benchmark. Every choice of recipe, knob or checkpoint is made on this score; HumanEval-C#
+(eval_multipl_e) stays the test set. Same targets, engine and sandbox as eval_multipl_e;
+sampling, protocol and test modes from eval_dev.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..config import ParamsError, load_params
+from ..csharp import make_executor
+from ..evaluation import sample_and_score
+from ..jsonl import read_jsonl, write_json, write_jsonl
+from ..tracking import flatten, log_metrics, stage_run
+
+
+def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
+    params = load_params(params_path)
+    cfg, ev = params.eval_dev, params.eval_multipl_e
+    if target not in ev.targets:
+        raise ParamsError(f"eval_multipl_e.targets has no {target!r}; known: {', '.join(ev.targets)}")
+    model_dir = Path(ev.targets[target].model_dir)
+    dev = Path(params.split.out_dir) / "dev.jsonl"
+    out = Path(cfg.out_dir) / target / "results.jsonl"
+    metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
+    logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.model_dump(),
+              "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
+    with stage_run(params.mlflow, f"eval_dev@{target}", params=logged, run_name=f"eval_dev@{target}",
+                   inputs={"model": model_dir, "dev": dev}, outputs={"results": out, "metrics": metrics_path}) as mlflow:
+        problems = read_jsonl(dev)
+        records, metrics = sample_and_score(problems, model_dir, cfg, engine=ev.engine,
+                                            engine_options=ev.engine_options.model_dump(),
+                                            executor=make_executor(params.sandbox))
+        write_jsonl(out, records)
+        write_json(metrics_path, metrics)
+        log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))
+        mlflow.log_artifact(str(out))
+        mlflow.log_artifact(str(metrics_path))
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval-dev", help="sample and score the dev set (stage eval_dev)")
+    p.add_argument("--target", required=True, help="a key of eval_multipl_e.targets (e.g. base)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=lambda a: run(a.target, a.params))
