@@ -143,3 +143,26 @@ def sample_and_score(problems: Sequence[Mapping[str, Any]], model_dir: str | Pat
     records, metrics = evaluate(problems, completions, cfg.modes, executor)
     metrics.update(n=cfg.n, protocol=cfg.protocol, generation=gen)
     return records, metrics
+
+
+def run_stage(stage: str, problems: tuple[str, str | Path], model_dir: str | Path, cfg: Any, *, engine: str,
+              engine_options: Mapping[str, Any], sandbox: Any, mlflow_cfg: Any, logged: Mapping[str, Any],
+              out: Path, metrics_path: Path) -> dict[str, Any]:
+    """The body of an eval stage (eval_multipl_e@t, eval_dev@t): one MLflow run that reads the
+    problems file (`problems` = (lineage name, path)), samples and scores, and writes the
+    per-problem records to `out` and the metrics document to `metrics_path`."""
+    from .csharp import make_executor
+    from .jsonl import read_jsonl, write_json, write_jsonl
+    from .tracking import flatten, log_metrics, stage_run
+
+    name, path = problems
+    with stage_run(mlflow_cfg, stage, params=dict(logged), run_name=stage, inputs={"model": model_dir, name: path},
+                   outputs={"results": out, "metrics": metrics_path}) as mlflow:
+        records, metrics = sample_and_score(read_jsonl(path), model_dir, cfg, engine=engine,
+                                            engine_options=engine_options, executor=make_executor(sandbox))
+        write_jsonl(out, records)
+        write_json(metrics_path, metrics)
+        log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))
+        mlflow.log_artifact(str(out))
+        mlflow.log_artifact(str(metrics_path))
+    return metrics

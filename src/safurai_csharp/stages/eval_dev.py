@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ParamsError, load_params
-from ..csharp import make_executor
-from ..evaluation import sample_and_score
-from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..tracking import flatten, log_metrics, stage_run
+from ..evaluation import run_stage
 
 
 def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
@@ -31,18 +28,9 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
     logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.model_dump(),
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
-    with stage_run(params.mlflow, f"eval_dev@{target}", params=logged, run_name=f"eval_dev@{target}",
-                   inputs={"model": model_dir, "dev": dev}, outputs={"results": out, "metrics": metrics_path}) as mlflow:
-        problems = read_jsonl(dev)
-        records, metrics = sample_and_score(problems, model_dir, cfg, engine=ev.engine,
-                                            engine_options=ev.engine_options.model_dump(),
-                                            executor=make_executor(params.sandbox))
-        write_jsonl(out, records)
-        write_json(metrics_path, metrics)
-        log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))
-        mlflow.log_artifact(str(out))
-        mlflow.log_artifact(str(metrics_path))
-    return metrics
+    return run_stage(f"eval_dev@{target}", ("dev", dev), model_dir, cfg, engine=ev.engine,
+                     engine_options=ev.engine_options.model_dump(), sandbox=params.sandbox,
+                     mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

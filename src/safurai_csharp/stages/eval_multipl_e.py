@@ -13,11 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import EvalParams, ParamsError, load_params
-from ..evaluation import sample_and_score
-from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..csharp import make_executor
-from ..tracking import flatten, log_metrics, stage_run
+from ..config import ParamsError, load_params
+from ..evaluation import run_stage
 
 
 def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
@@ -28,21 +25,11 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     model_dir = Path(cfg.targets[target].model_dir)
     out = Path(cfg.out_dir) / target / "results.jsonl"
     metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
-    problems = read_jsonl(params.benchmark.out)
     logged = {"eval_multipl_e": {k: v for k, v in cfg.model_dump().items() if k != "targets"},
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
-    with stage_run(params.mlflow, f"eval_multipl_e@{target}", params=logged, run_name=f"eval_multipl_e@{target}",
-                   inputs={"model": model_dir, "benchmark": params.benchmark.out},
-                   outputs={"results": out, "metrics": metrics_path}) as mlflow:
-        records, metrics = sample_and_score(problems, model_dir, cfg, engine=cfg.engine,
-                                            engine_options=cfg.engine_options.model_dump(),
-                                            executor=make_executor(params.sandbox))
-        write_jsonl(out, records)
-        write_json(metrics_path, metrics)
-        log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))
-        mlflow.log_artifact(str(out))
-        mlflow.log_artifact(str(metrics_path))
-    return metrics
+    return run_stage(f"eval_multipl_e@{target}", ("benchmark", params.benchmark.out), model_dir, cfg,
+                     engine=cfg.engine, engine_options=cfg.engine_options.model_dump(), sandbox=params.sandbox,
+                     mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
