@@ -8,12 +8,28 @@ with an error that names the key, what was given and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct")
+
+
+_EXPONENT_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _exponent_float(value: Any) -> Any:
+    """YAML 1.1 reads `3e-4` (no dot) as a string, and `dvc exp run -S key=5e-5` writes floats
+    that way (`5e-05`): such a string is the float it spells. Anything else stays strict."""
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+# A float param: strict, except that exponent notation without a dot is read as a number.
+Float = Annotated[float, BeforeValidator(_exponent_float)]
 
 
 class ParamsError(ValueError):
@@ -80,7 +96,7 @@ class BenchmarkParams(Section):
 class SandboxParams(Section):
     """Limits for every C# program run (eval stages and `safurai-csharp eval-completions`)."""
 
-    timeout_s: float = Field(10.0, gt=0, le=600)
+    timeout_s: Float = Field(10.0, gt=0, le=600)
     cpu_s: int = Field(10, ge=1, le=600)
     memory_mb: int = Field(1024, ge=128)
     max_tasks: int = Field(64, ge=16, description="processes + threads (mono itself needs ~10)")
@@ -94,10 +110,10 @@ class EngineOptions(Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     batch_size: int = Field(32, ge=1, description="hf: prompts per generate() call")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
-    gpu_memory_utilization: float = Field(
+    gpu_memory_utilization: Float = Field(
         0.2, gt=0, le=1, description="vllm: on CPU, the fraction of RAM for weights + KV cache"
     )
-    kv_cache_gib: float | None = Field(
+    kv_cache_gib: Float | None = Field(
         None, gt=0, description="vllm: KV-cache size in GiB; set, it replaces gpu_memory_utilization's "
         "share (on CPU that share is of one NUMA node's RAM, so it depends on the machine)")
     max_model_len: int = Field(2048, ge=256)
@@ -107,7 +123,7 @@ class EngineOptions(Section):
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: env var holding the key")
     served_model: str | None = Field(None, description="openai: model name the server knows")
     max_concurrency: int = Field(8, ge=1, description="openai: requests in flight")
-    request_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: Float = Field(600.0, gt=0)
 
 
 class EvalTarget(Section):
@@ -119,8 +135,8 @@ class SamplingParams(Section):
 
     protocol: Literal["completion", "chat"] = "completion"
     n: int = Field(1, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: Float = Field(0.0, ge=0)
+    top_p: Float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(400, ge=1)
     seed: int = 1234
     modes: list[Literal["official", "corrected"]] = ["official", "corrected"]
@@ -199,8 +215,8 @@ class GenerateParams(Section):
     num_tasks: int = Field(256, ge=1, description="paper: 100,000")
     chunk_size: int = Field(64, ge=1, description="tasks per engine call and per resume checkpoint")
     fewshot: int = Field(2, ge=0, le=8)
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: Float = Field(0.7, ge=0)
+    top_p: Float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(768, ge=64)
     repair_rounds: int = Field(1, ge=0, le=3, description="feedback turns for answers that fail in the sandbox")
     seed: int = 42
@@ -215,14 +231,14 @@ class ExecutionCheckParams(Section):
 
 
 class DedupParams(Section):
-    threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard above which two are near duplicates")
+    threshold: Float = Field(0.8, gt=0, le=1, description="MinHash Jaccard above which two are near duplicates")
     num_perm: int = Field(128, ge=16)
     shingle: int = Field(5, ge=1, description="token n-gram size of the shingles")
 
 
 class DecontamParams(Section):
     n: int = Field(13, ge=4, description="n-gram length")
-    threshold: float = Field(0.2, gt=0, le=1, description="share of an example's n-grams found in evaluation texts")
+    threshold: Float = Field(0.2, gt=0, le=1, description="share of an example's n-grams found in evaluation texts")
     reference_solutions: bool = True
     extra_files: list[str] = Field(default_factory=list, description="more MultiPL-E jsonl files to block")
 
@@ -288,11 +304,11 @@ class EvolveParams(Section):
     methods: list[Literal["add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code",
                           "higher_complexity", "in_breadth"]] = [
         "add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code", "higher_complexity"]
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: Float = Field(0.7, ge=0)
+    top_p: Float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(768, ge=64)
     fewshot: int = Field(1, ge=0, le=8)
-    max_similarity: float = Field(0.9, gt=0, le=1, description="evolved vs parent task: at or above = no information gain")
+    max_similarity: Float = Field(0.9, gt=0, le=1, description="evolved vs parent task: at or above = no information gain")
     min_growth_chars: int = Field(0, description="evolved task must be at least this much longer than its parent")
     seed: int = 11
     rounds: dict[str, EvolveRound]
@@ -323,8 +339,8 @@ class SplitParams(Section):
     """`safurai-csharp split` (stage split): filtered ∪ evolved -> train / validation / dev tasks,
     by lineage (an example and everything evolved from it land on one side)."""
 
-    dev_fraction: float = Field(0.2, ge=0, lt=1)
-    validation_fraction: float = Field(0.05, ge=0, lt=1)
+    dev_fraction: Float = Field(0.2, ge=0, lt=1)
+    validation_fraction: Float = Field(0.05, ge=0, lt=1)
     seed: int = 3
     out_dir: str = "data/tasks"
     metrics: str = "metrics/split.json"
@@ -343,8 +359,8 @@ class SelfSampleParams(Section):
 
     model_dir: str = "models/base"
     k: int = Field(8, ge=1)
-    temperature: float = Field(0.8, gt=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: Float = Field(0.8, gt=0)
+    top_p: Float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(400, ge=1)
     max_per_task: int = Field(2, ge=1)
     seed: int = 5
@@ -388,7 +404,7 @@ class MergeParams(Section):
     dtype: Literal["bfloat16", "float16", "float32"] = Field("bfloat16", description="dtype of the saved weights")
     out_dir: str = "models/merged"
     fidelity_prompts: int = Field(8, ge=1, le=12, description="how many of the 12 fixed C# prompts (fidelity.py)")
-    min_agreement: float = Field(0.0, ge=0, le=1, description="fail the merge below this top-token agreement")
+    min_agreement: Float = Field(0.0, ge=0, le=1, description="fail the merge below this top-token agreement")
     metrics: str = "metrics/merge.json"
     registry: bool = Field(True, description="register the merged model as a new version (alias candidate)")
     registered_model: str = Field("safurai-csharp-qwen05", min_length=1)
@@ -410,7 +426,7 @@ class PromoteParams(Section):
 
     target: str = Field("merged", description="the eval_multipl_e target that evaluated merge.out_dir")
     metric: Literal["corrected", "official"] = Field("corrected", description="whose pass@1 is compared")
-    margin: float = Field(0.0, ge=0, le=1, description="candidate must score strictly more than champion + margin")
+    margin: Float = Field(0.0, ge=0, le=1, description="candidate must score strictly more than champion + margin")
     metrics: str = "metrics/promotion.json"
 
 
@@ -455,8 +471,8 @@ class SftQuantizationParams(Section):
 
 class LoraParams(Section):
     r: int = Field(32, ge=1, description="rank of the update: capacity vs trainable parameters")
-    alpha: float = Field(16, gt=0, description="scale of the update is alpha / r")
-    dropout: float = Field(0.05, ge=0, lt=1)
+    alpha: Float = Field(16, gt=0, description="scale of the update is alpha / r")
+    dropout: Float = Field(0.05, ge=0, lt=1)
     target_modules: Literal["all-linear"] | list[str] = Field(
         "all-linear", description="all-linear (QLoRA: every linear layer but the output head) or module names")
 
@@ -485,14 +501,14 @@ class SftQloraParams(Section):
     out_dir: str = Field("models/adapter", description="the PEFT adapter (+ tokenizer, training record)")
     quantization: SftQuantizationParams = SftQuantizationParams()
     lora: LoraParams = LoraParams()
-    epochs: float = Field(3.0, gt=0)
+    epochs: Float = Field(3.0, gt=0)
     max_steps: int = Field(-1, ge=-1, description="cap on optimizer steps (whichever of epochs / max_steps "
                            "ends first); -1: no cap")
     # 0 is allowed on purpose: the null control (an adapter that stays zero, through the same
     # merge and evals) measures the noise floor of the whole chain, NF4 round trip included.
-    learning_rate: float = Field(3e-4, ge=0, lt=1)
+    learning_rate: Float = Field(3e-4, ge=0, lt=1)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts"] = "cosine"
-    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps the lr ramps up from 0")
+    warmup_ratio: Float = Field(0.0, ge=0, lt=1, description="share of the steps the lr ramps up from 0")
     optim: Literal["adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_bnb_8bit"] = Field(
         "adamw_torch", description="paged/8-bit optimizers need CUDA")
     micro_batch_size: int = Field(2, ge=1, description="sequences per forward pass and process")

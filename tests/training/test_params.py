@@ -41,8 +41,12 @@ def test_quant_storage_needs_quantization(raw):
     assert "quant_storage only applies to 4-bit weights" in error(raw)
 
 
-def test_float_written_without_a_dot_is_refused(raw):
-    raw["sft_qlora"]["learning_rate"] = "3e-4"  # what YAML makes of 3e-4
+def test_float_in_exponent_notation_without_a_dot_is_read_as_a_float(raw):
+    from safurai_csharp.config import parse_params
+
+    raw["sft_qlora"]["learning_rate"] = "5e-05"  # what YAML makes of 5e-5, and what `dvc exp run -S` writes
+    assert parse_params(raw).sft_qlora.learning_rate == 5e-5
+    raw["sft_qlora"]["learning_rate"] = "fast"  # any other string is still refused
     assert "sft_qlora.learning_rate" in error(raw)
 
 
