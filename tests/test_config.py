@@ -104,13 +104,15 @@ def test_cli_reports_params_errors(tmp_path, raw, capsys):
 
 def test_merge_and_promote_defaults(raw):
     params = parse_params(raw)
-    assert params.merge.into == "dequantized" and params.sft_qlora.quantization.enabled
+    # the embedded default: a 16-bit LoRA merged into the original weights
+    assert params.merge.into == "original" and not params.sft_qlora.quantization.enabled
     assert params.promote.target in params.eval_multipl_e.targets
     assert params.eval_multipl_e.targets[params.promote.target].model_dir == params.merge.out_dir
 
 
 def test_cross_field_dequantized_needs_a_4bit_training(raw):
     raw["sft_qlora"]["quantization"]["enabled"] = False
+    raw["merge"]["into"] = "dequantized"
     msg = errors_for(raw)
     assert "merge.into dequantized rebuilds" in msg and "set merge.into: original" in msg
     raw["merge"]["into"] = "original"
