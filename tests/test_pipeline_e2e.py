@@ -158,7 +158,7 @@ def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):
     assert {"merge", "sft_qlora", "sft_data", "split", "filter", "evolve@1", "evolve@2", "evolve@3",
             "generate", "prepare_teacher", "prepare_base", "benchmark"} <= made, made
     scored = {n["stage"]: {u["stage"] for u in n["used_by"]} for n in lin["scored_by"]}
-    assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": set()}
+    assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": {"report"}}
     text = sh(["safurai-csharp", "lineage", "--alias", "candidate"], proj).stdout
     assert "adapter <- sft_qlora" in text and "read by promote" in text
 
