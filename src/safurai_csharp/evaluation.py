@@ -119,11 +119,14 @@ def sample_completions(
     from .protocols import get_protocol
 
     how = get_protocol(protocol)
+    if not problems:  # e.g. an empty dev set: no engine start-up (a minute of vLLM) for nothing
+        return [], {"generated_tokens": 0, "prompt_tokens": 0, "protocol": protocol, "seconds": 0.0,
+                    "tokens_per_s": 0.0}
     model = make_engine(engine, None if model_dir is None else Path(model_dir), seed=sampling.seed,
                         **dict(engine_options))
     start = time.perf_counter()
     try:
-        completions = how.sample(model, problems, sampling) if problems else []
+        completions = how.sample(model, problems, sampling)
         stats: dict[str, Any] = {"generated_tokens": 0, "prompt_tokens": 0, **dict(model.last_stats or {})}
     finally:
         model.close()
