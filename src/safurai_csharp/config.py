@@ -137,6 +137,7 @@ class SamplingParams(Section):
     n: int = Field(1, ge=1)
     temperature: Float = Field(0.0, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off; k > 0 samples among the k likeliest tokens")
     max_new_tokens: int = Field(400, ge=1)
     seed: int = 1234
     modes: list[Literal["official", "corrected"]] = ["official", "corrected"]
@@ -155,7 +156,7 @@ class SamplingParams(Section):
     def sampling(self) -> Any:
         from .engines.base import SamplingConfig
 
-        return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
+        return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                               max_new_tokens=self.max_new_tokens, seed=self.seed)
 
 
@@ -214,9 +215,14 @@ class GenerateParams(Section):
 
     num_tasks: int = Field(256, ge=1, description="paper: 100,000")
     chunk_size: int = Field(64, ge=1, description="tasks per engine call and per resume checkpoint")
+    recipe: Literal["answer", "decomposed"] = Field(
+        "answer", description="answer: task + solution + tests in one answer (the paper); decomposed: "
+                              "task + solution, more bodies, independent tests, agreement (synth/decomposed.py)")
+    solutions_per_task: int = Field(4, ge=0, le=32, description="decomposed: extra bodies sampled per task")
     fewshot: int = Field(2, ge=0, le=8)
     temperature: Float = Field(0.7, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off; k > 0 samples among the k likeliest tokens")
     max_new_tokens: int = Field(768, ge=64)
     repair_rounds: int = Field(1, ge=0, le=3, description="feedback turns for answers that fail in the sandbox")
     seed: int = 42
@@ -306,6 +312,7 @@ class EvolveParams(Section):
         "add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code", "higher_complexity"]
     temperature: Float = Field(0.7, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off; k > 0 samples among the k likeliest tokens")
     max_new_tokens: int = Field(768, ge=64)
     fewshot: int = Field(1, ge=0, le=8)
     max_similarity: Float = Field(0.9, gt=0, le=1, description="evolved vs parent task: at or above = no information gain")
@@ -361,6 +368,7 @@ class SelfSampleParams(Section):
     k: int = Field(8, ge=1)
     temperature: Float = Field(0.8, gt=0)
     top_p: Float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off; k > 0 samples among the k likeliest tokens")
     max_new_tokens: int = Field(400, ge=1)
     max_per_task: int = Field(2, ge=1)
     seed: int = 5

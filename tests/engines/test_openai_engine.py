@@ -180,3 +180,12 @@ def test_bad_seeds_and_messages_are_rejected_before_any_request(fresh):
     with pytest.raises(ValueError, match="'role' and 'content'"):
         e.chat([[{"role": "user"}]], SamplingConfig())
     assert fresh.requests == []
+
+
+def test_top_k_goes_in_the_body_only_when_set(fresh):
+    e = engine(fresh)
+    e.chat([[{"role": "user", "content": "a"}]], SamplingConfig(temperature=0.7, top_k=40, seed=1))
+    e.chat([[{"role": "user", "content": "b"}]], SamplingConfig(temperature=0.7, seed=1))
+    e.chat([[{"role": "user", "content": "c"}]], SamplingConfig(top_k=40))  # greedy: no sampling knobs
+    bodies = {r["body"]["messages"][-1]["content"]: r["body"] for r in fresh.requests}
+    assert bodies["a"]["top_k"] == 40 and "top_k" not in bodies["b"] and "top_k" not in bodies["c"]

@@ -40,6 +40,11 @@ class ScriptedTeacher:
     last_stats = {"generated_tokens": 0}
 
     def chat(self, conversations, sampling, seeds=None):
+        outs = self._answer(conversations)
+        self.last_stats = {"generated_tokens": sum(len(o[0].split()) for o in outs), "prompt_tokens": 0}
+        return outs
+
+    def _answer(self, conversations):
         outs = []
         for conv in conversations:
             text = conv[-1]["content"]
@@ -62,7 +67,7 @@ def params(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text((ROOT / "configs/tiny.yaml").read_text())
     monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: ScriptedTeacher())
     monkeypatch.setattr(evolve, "describe", lambda cfg: "scripted")
-    monkeypatch.setattr("safurai_csharp.stages.filter.read_jsonl", lambda path: [])  # no benchmark file here
+    monkeypatch.setattr(evolve, "read_jsonl", lambda path: [])  # no benchmark file here (only evolve_round reads one)
     (tmp_path / "models/teacher").mkdir(parents=True)
     return load_params(tmp_path / "params.yaml")
 
@@ -89,3 +94,55 @@ def test_round_eliminates_keeps_lineage_and_carries_parents(params):
     examples, per_round = collect(parents, [pool])  # what stage split splits
     assert len(examples) == 6 and per_round == {"0": 5, "1": 1}
     assert {ex["id"]: ex.get("parent_id") for ex in examples}[child["id"]] == "p0"
+
+
+class SlowTeacher(ScriptedTeacher):
+    """The scripted teacher at a human pace, so a run can be killed between chunks."""
+
+    def chat(self, conversations, sampling, seeds=None):
+        import time
+
+        time.sleep(0.5)
+        return super().chat(conversations, sampling, seeds)
+
+
+def test_killed_round_resumes_to_the_uninterrupted_result(params, tmp_path, monkeypatch):
+    """kill -9 mid-round, rerun: nothing lost, nothing doubled, the uninterrupted candidates,
+    and the cost of the whole round (the resumed chunks' tallies count)."""
+    import json
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    parents = [{"id": f"p{i}", "instruction": task, "solution": SOL, "tests": TESTS, "round": 0}
+               for i, task in enumerate(SCRIPT)]
+    assert params.generate.chunk_size == 2  # configs/tiny.yaml: 5 parents = 3 chunks
+    whole, whole_cost = evolve.evolve_candidates(parents, 1, params, checkpoint_root=tmp_path / "whole")
+
+    root = tmp_path / "killed"
+    monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: SlowTeacher())
+    child = multiprocessing.get_context("fork").Process(
+        target=evolve.evolve_candidates, args=(parents, 1, params), kwargs={"checkpoint_root": root})
+    child.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        files = list((root / "evolve").glob("*.jsonl")) if (root / "evolve").exists() else []
+        if files and '"_tally"' in files[0].read_text():
+            break
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    lines = files[0].read_text().splitlines()
+    assert 0 < sum('"_tally"' in ln for ln in lines) < 3, "the kill should land mid-round"
+    with files[0].open("a") as fh:  # and a torn half record, as if killed inside a write
+        fh.write('{"index": 4, "_chunk": 2, "raw": "tor')
+
+    monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: ScriptedTeacher())
+    resumed, cost = evolve.evolve_candidates(parents, 1, params, checkpoint_root=root)
+    assert resumed == whole
+    assert cost["generated_tokens"] == whole_cost["generated_tokens"] > 0
+    indices = [json.loads(ln)["index"] for ln in files[0].read_text().splitlines()
+               if ln.startswith("{") and '"_tally"' not in ln and ln.endswith("}")]
+    complete = sorted(set(indices))
+    assert complete == list(range(5))  # nothing lost

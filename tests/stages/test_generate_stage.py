@@ -51,7 +51,7 @@ def test_records_carry_what_the_issue_asks(tmp_path, teacher):
     for r in rows:
         assert {"id", "instruction", "solution", "tests", "topic", "concept", "teacher", "sampling", "seed", "raw",
                 "parse_error"} <= set(r)
-        assert r["sampling"] == {"temperature": 1.0, "top_p": 0.95, "max_new_tokens": 64}
+        assert r["sampling"] == {"temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_tokens": 64}
         assert r["parse_error"] is not None or r["solution"]  # a random tiny model rarely parses
     assert len({r["seed"] for r in rows}) == 3
     metrics = json.loads((proj / "metrics/generate.json").read_text())
@@ -78,7 +78,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, teacher):
     proc.wait()
     ckpt = files[0]
     lines_at_kill = ckpt.read_text().count("\n")
-    assert 1 <= lines_at_kill < 12, "the kill should land mid-run"
+    assert 1 <= lines_at_kill < 24, "the kill should land mid-run"
     with ckpt.open("a") as fh:  # and a torn half record, as if killed inside a write
         fh.write('{"index": 99, "_chunk": 99, "raw": "tor')
     assert not (killed / "data/generated/examples.jsonl").exists()
@@ -86,7 +86,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, teacher):
     finish(cli(killed))
     assert (killed / "data/generated/examples.jsonl").read_text() == expected
     metrics = json.loads((killed / "metrics/generate.json").read_text())
-    assert metrics["generation"]["resumed_tasks"] == lines_at_kill
+    records_at_kill = lines_at_kill // 2  # a one-task chunk = its record + its tally (commit mark)
+    assert metrics["generation"]["resumed_tasks"] == records_at_kill
+    # the cost is the whole run's: the resumed chunks' tallies count too
+    whole_gen = json.loads((whole / "metrics/generate.json").read_text())["generation"]
+    assert metrics["generation"]["generated_tokens"] == whole_gen["generated_tokens"] > 0
+    assert metrics["generation"]["prompt_tokens"] == whole_gen["prompt_tokens"] > 0
 
     finish(cli(killed))  # a finished run resumes everything and generates nothing
     assert (killed / "data/generated/examples.jsonl").read_text() == expected
@@ -99,6 +104,7 @@ def test_repair_turn_sends_the_sandbox_verdict_back():
     from safurai_csharp.csharp import Executor, Limits
     from safurai_csharp.engines import SamplingConfig
     from safurai_csharp.stages.generate import repair
+    from safurai_csharp.synth.cost import Meter
     from safurai_csharp.synth.parse import render_answer
 
     if not all(shutil.which(t) for t in ("mcs", "mono", "bwrap", "prlimit")):
@@ -118,7 +124,8 @@ def test_repair_turn_sends_the_sandbox_verdict_back():
             return [[fine] for _ in conversations]
 
     convs = [[{"role": "user", "content": "write one"}]] * 3
-    answers, log = repair(Teacher(), Executor(Limits(), workers=2), convs, [broken, fine, "not parseable"],
+    meter = Meter(Teacher())
+    answers, log = repair(meter, Executor(Limits(), workers=2), convs, [broken, fine, "not parseable"],
                           [1, 2, 3], SamplingConfig(temperature=0.7), rounds=1)
     assert answers == [fine, fine, "not parseable"]
     assert log[0]["first_status"] == "compile_error" and log[0]["raw_first"] == broken
@@ -126,3 +133,19 @@ def test_repair_turn_sends_the_sandbox_verdict_back():
     assert len(seen) == 1 and seen[0][-2] == {"role": "assistant", "content": broken}
     assert "does not compile" in seen[0][-1]["content"] and "error CS1525" in seen[0][-1]["content"]
     assert "/job/" not in seen[0][-1]["content"]
+    assert meter.tally["seconds"] > 0  # the sandbox's time belongs to generation
+
+
+def test_decomposed_recipe_through_the_cli(tmp_path, teacher):
+    """The plumbing of the decomposed recipe with a real engine (a random tiny model writes no
+    usable task, so every record stops at the first step; tests/synth/test_decomposed.py runs
+    the later steps with a scripted teacher and the real sandbox)."""
+    proj = project(tmp_path / "p", teacher, num_tasks=3, chunk_size=3, recipe="decomposed", solutions_per_task=2)
+    finish(cli(proj))
+    rows = [json.loads(line) for line in (proj / "data/generated/examples.jsonl").read_text().splitlines()]
+    assert [r["recipe"] for r in rows] == ["decomposed"] * 3
+    assert all(r["steps"]["dropped_at"] in (None, *("task", "render", "tests", "agreement")) for r in rows)
+    metrics = json.loads((proj / "metrics/generate.json").read_text())
+    assert metrics["recipe"] == "decomposed"
+    assert sum(metrics["decomposed"].values()) == 3
+    assert metrics["generation"]["generated_tokens"] > 0 and metrics["generation"]["seconds"] > 0

@@ -115,3 +115,32 @@ def test_repairs_for_common_small_teacher_slips():
     new_sol, new_tests = rename_clashing_classes(sol, 'Debug.Assert(Add.Add(1, 2) == 3);\nDebug.Assert(Add(2, 2) == 4);')
     assert "class AddSolution" in new_sol and "static int Add(" in new_sol
     assert new_tests == 'Debug.Assert(AddSolution.Add(1, 2) == 3);\nDebug.Assert(Add(2, 2) == 4);'
+
+
+def test_tests_calling_a_renamed_class_are_requalified():
+    from safurai_csharp.synth.program import requalify_calls
+
+    sol = "public static class MergeSort\n{\n    public static int[] Merge(int[] a, int[] b) { return a; }\n}"
+    tests = ('Debug.Assert(Sorting.Merge(new[] { 1 }, new int[0]).SequenceEqual(new[] { 1 }));\n'
+             'Debug.Assert(Math.Max(Sorting.Merge(new[] { 2 }, new[] { 3 })[0], 0) == 2); // Sorting.Merge(x)\n'
+             'Debug.Assert(Enumerable.Range(0, 2).Count() == 2 && Other.Thing(1) == "Sorting.Merge(");')
+    out = requalify_calls(sol, tests)
+    assert out.count("MergeSort.Merge(") == 2  # the two calls in code
+    assert "// Sorting.Merge(x)" in out and '"Sorting.Merge("' in out  # comments and strings untouched
+    assert "Math.Max(" in out and "Enumerable.Range(" in out  # library classes stay
+    assert "Other.Thing(1)" in out  # not a method of the solution
+    two = sol + "\npublic static class Helper\n{\n    public static int Merge(int x) { return x; }\n}"
+    assert requalify_calls(two, tests) == tests  # ambiguous: which class was meant?
+    # and through the parser, which the sandbox then judges
+    p = parse_answer(render_answer("Merge two sorted integer arrays into one sorted array.", sol, tests))
+    assert "Sorting." not in p.tests.split("//")[0]
+
+
+def test_an_empty_demo_class_left_by_the_main_is_dropped():
+    sol = ("public static class Sq\n{\n    public static int F(int x) { return x * x; }\n}\n\n"
+           "class Program\n{\n    static void Main()\n    {\n        Console.WriteLine(Sq.F(2));\n    }\n}\n"
+           "public class Keep { }\n")
+    p = parse_answer(render_answer("Return the square of an integer, negatives too.", sol,
+                                   "Debug.Assert(Sq.F(2) == 4);"))
+    assert "class Program" not in p.solution and "class Sq" in p.solution
+    assert "class Keep" not in p.solution  # an empty class is nothing to learn either

@@ -8,11 +8,13 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """What to sample. temperature 0 means greedy decoding (top_p is then ignored)."""
+    """What to sample. temperature 0 means greedy decoding (top_p, top_k are then ignored).
+    top_k 0 = off."""
 
     n: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0
     max_new_tokens: int = 400
     stop: list[str] = field(default_factory=list)
     seed: int = 0
@@ -22,6 +24,8 @@ class SamplingConfig:
             raise ValueError(f"n and max_new_tokens must be >= 1 (got n={self.n}, max_new_tokens={self.max_new_tokens})")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1 (got {self.temperature}, {self.top_p})")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be 0 (off) or a positive number of tokens (got {self.top_k})")
         if any(not s for s in self.stop):
             raise ValueError("stop tokens must be non-empty strings")
 

@@ -149,7 +149,8 @@ class HFEngine:
         if sampling.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
+                          top_k=sampling.top_k or None)
         generated = prompt_tokens = 0
         if seeds is None or sampling.greedy:
             torch.manual_seed(sampling.seed if sampling.seed is not None else self.seed)

@@ -87,6 +87,8 @@ class OpenAIEngine:
             "max_tokens": sampling.max_new_tokens,
             "seed": seed,
         }
+        if sampling.top_k and not greedy:  # not in OpenAI's API: vLLM and llama.cpp servers read it
+            body["extra_body"] = {"top_k": sampling.top_k}
         if sampling.stop:  # some servers reject an empty stop list
             body["stop"] = list(sampling.stop)
         return body

@@ -112,6 +112,7 @@ class VLLMEngine:
                 n=1 if greedy else sampling.n,
                 temperature=0.0 if greedy else sampling.temperature,
                 top_p=1.0 if greedy else sampling.top_p,
+                top_k=0 if greedy else sampling.top_k,
                 max_tokens=sampling.max_new_tokens,
                 stop=list(sampling.stop) or None,
                 seed=seed,

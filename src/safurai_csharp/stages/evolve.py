@@ -14,20 +14,22 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from ..config import Params, ParamsError, load_params
 from ..decontam import tokens
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth import checkpoint
+from ..synth import checkpoint, cost
+from ..synth.cost import Meter
 from ..synth.data import load_fewshot
 from ..synth.parse import ParseError, parse_answer
+from ..synth import prompts
 from ..synth.prompts import SCAFFOLDING, evolution_messages, solve_messages, task_seed
-from ..synth.steps import REFUSAL, DecontamStep, ExecutionStep, HeuristicsStep, content_id, run_steps
+from ..synth.steps import REFUSAL, ExecutionStep, HeuristicsStep, content_id, decontam_step, run_steps
 from ..synth.teacher import LazyTeacher, describe
 from ..tracking import flatten, log_metrics, stage_run
-from .generate import CHECKPOINT_ROOT
 
 _LEAD = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:new |rewritten |evolved )?(?:question|task|prompt)\s*:?\s*(?:\*\*)?\s*:?\s*\n?",
                    re.IGNORECASE)
@@ -60,9 +62,10 @@ def method_for(parent_id: str, k: int, params: Params) -> str:
     return params.evolve.methods[rng.randrange(len(params.evolve.methods))]
 
 
-def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_root: Path = CHECKPOINT_ROOT,
-                      stop_after_chunks: int | None = None) -> list[dict]:
-    """Teacher calls (resumable, chunked like generate): one candidate per parent."""
+def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_root: Path = checkpoint.ROOT,
+                      stop_after_chunks: int | None = None) -> tuple[list[dict], dict[str, Any]]:
+    """Teacher calls (resumable, chunked like generate): one candidate per parent, and the
+    tokens and seconds they cost (the whole round's, resumed chunks included)."""
     from ..engines import SamplingConfig
     from ..hashing import path_digest
 
@@ -71,15 +74,16 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
     size = params.generate.chunk_size
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.model_dump(), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
-           "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot}
+           "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot,
+           "prompts": checkpoint.source_digest(prompts)}
     path = checkpoint.checkpoint_path(checkpoint_root, "evolve", key)
-    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                              seed=cfg.seed)
+    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     shots = tuple(range(min(cfg.fewshot, len(fewshot))))
 
     with LazyTeacher(tcfg, cfg.seed) as lazy:
-        def work(idx: range) -> list[dict]:
-            engine = lazy.engine
+        def work(idx: range) -> tuple[list[dict], dict]:
+            engine = Meter(lazy.engine)
             chunk = [parents[i] for i in idx]
             seeds = [task_seed(cfg.seed * 1000 + k, i) for i in idx]
             methods = [method_for(p["id"], k, params) for p in chunk]
@@ -93,10 +97,11 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
             answer_of = {j: a[0] for j, a in zip(todo, answers, strict=True)}
             return [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
                      "elimination": r, "raw": answer_of.get(j)}
-                    for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))]
+                    for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))
+                    ], engine.tally
 
-        candidates, _resumed = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks)
-    return candidates
+        candidates, _resumed, tallies = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks)
+    return candidates, cost.total(tallies)
 
 
 def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -> dict | str:
@@ -115,24 +120,25 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -
     return {"id": content_id(ins, p.solution, p.tests), "instruction": ins, "solution": p.solution, "tests": p.tests,
             "topic": parent.get("topic"), "concept": parent.get("concept"), "teacher": teacher,
             "sampling": {"temperature": params.evolve.temperature, "top_p": params.evolve.top_p,
-                         "max_new_tokens": params.evolve.max_new_tokens},
+                         "top_k": params.evolve.top_k, "max_new_tokens": params.evolve.max_new_tokens},
             "seed": cand["seed"], "raw": raw, "round": k, "method": cand["method"], "parent_id": parent["id"]}
 
 
 def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: the round's pool (new examples + carried parents) and its metrics."""
     from ..csharp import make_executor
-    from .filter import blocklist, fewshot_copies
 
     teacher = describe(params.teacher)
-    candidates = evolve_candidates(parents, k, params)
+    candidates, generation = evolve_candidates(parents, k, params)
+    start = time.perf_counter()
     outcomes = [to_example(c, p, k, teacher, params) for c, p in zip(candidates, parents, strict=True)]
     examples = [o for o in outcomes if isinstance(o, dict)]
     f = params.filter
     steps = [ExecutionStep(make_executor(params.sandbox), min_asserts=f.execution.min_asserts,
                            mutant_check=f.execution.mutant_check, prune=f.execution.prune),
-             HeuristicsStep(**f.heuristics.model_dump()), DecontamStep(blocklist(params), fewshot_copies(params))]
+             HeuristicsStep(**f.heuristics.model_dump()), decontam_step(read_jsonl(params.benchmark.out), f.decontam)]
     kept, funnel = run_steps(examples, steps)
+    checks_s = time.perf_counter() - start
     kept_parents = {e["parent_id"] for e in kept}
     carried = [{**p, "carried": True} for p in parents if p["id"] not in kept_parents]
     pool = [{**e, "carried": False} for e in kept] + carried
@@ -151,7 +157,8 @@ def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict
         methods[e["method"]]["kept"] += 1
     metrics = {"round": k, "parents": len(parents), "evolved": len(kept), "carried": len(carried),
                "pool": len(pool), "survival": round(len(kept) / max(1, len(parents)), 4),
-               "eliminated": dict(sorted(eliminated.items())), "methods": methods}
+               "eliminated": dict(sorted(eliminated.items())), "methods": methods, "generation": generation,
+               "cost": cost.per_kept(len(kept), generation["generated_tokens"], generation["seconds"] + checks_s)}
     return pool, metrics
 
 

@@ -10,31 +10,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..config import Params, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth.steps import (DecontamStep, DedupStep, ExecutionStep, HeuristicsStep, JudgeStep, ParseStep,
-                           Record, Step, run_steps)
+from ..synth import cost
+from ..synth.steps import (DedupStep, ExecutionStep, HeuristicsStep, JudgeStep, ParseStep, Record, Step,
+                           decontam_step, run_steps)
 from ..tracking import flatten, log_metrics, stage_run
-
-
-def blocklist(params: Params):
-    from ..decontam import Blocklist, evaluation_documents
-
-    d = params.filter.decontam
-    docs = evaluation_documents(read_jsonl(params.benchmark.out), reference_solutions=d.reference_solutions,
-                                extra_files=d.extra_files)
-    return Blocklist(docs, n=d.n, threshold=d.threshold)
-
-
-def fewshot_copies(params: Params):
-    from ..synth.data import load_fewshot
-    from ..synth.steps import fewshot_blocklist
-
-    d = params.filter.decontam
-    return fewshot_blocklist(load_fewshot(), d.n, d.threshold)
 
 
 def judge_chat(lazy, max_new_tokens: int, seed: int) -> Callable[[list[list[dict]]], list[str]]:
@@ -53,10 +38,20 @@ STEP_BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Step]] = {
                                               prune=p.filter.execution.prune),
     "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
                                       shingle=p.filter.dedup.shingle, seed=p.filter.seed),
-    "decontam": lambda p, ctx: DecontamStep(blocklist(p), fewshot_copies(p)),
+    "decontam": lambda p, ctx: decontam_step(read_jsonl(p.benchmark.out), p.filter.decontam),
     "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
     "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
 }
+
+
+def generation_cost(path: str) -> dict[str, Any]:
+    """generate's tokens and seconds (its metrics file), or nothing when it is absent (the
+    records were made some other way)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    return json.loads(p.read_text()).get("generation", {}) if p.is_file() else {}
 
 
 def select(records: list[Record], keep: int, seed: int) -> list[Record]:
@@ -93,18 +88,24 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     with stage_run(params.mlflow, "filter", params=logged,
                    inputs={"generated": params.generate.out, "benchmark": params.benchmark.out},
                    outputs={"filtered": cfg.out}) as mlflow:
+        start = time.perf_counter()
         kept, funnel = filter_records(records, params)
+        generation = generation_cost(params.generate.metrics)
         for rec in kept:
             rec.update(round=0, method=None, parent_id=None)
         metrics = {"input": len(records), "kept": len(kept),
                    "yield": round(len(kept) / max(1, len(records)), 4),
                    "funnel": {f["step"]: f["kept"] for f in funnel},
-                   "dropped": {f["step"]: f["dropped"] for f in funnel if f["dropped"]}}
+                   "dropped": {f["step"]: f["dropped"] for f in funnel if f["dropped"]},
+                   # generate's tokens and seconds + the filter's own: the data stages' cost
+                   "cost": cost.per_kept(len(kept), generation.get("generated_tokens", 0),
+                                         generation.get("seconds", 0) + time.perf_counter() - start)}
         write_jsonl(cfg.out, kept)
         write_json(cfg.metrics, metrics)
         write_json(cfg.funnel_plot, [{"step": f"{i} {f['step']}", "examples": f["kept"]} for i, f in enumerate(funnel)])
         log_metrics(mlflow, flatten("funnel", metrics["funnel"]))
         log_metrics(mlflow, {"kept": len(kept), "yield": metrics["yield"]})
+        log_metrics(mlflow, flatten("cost", {k: v for k, v in metrics["cost"].items() if v is not None}))
         mlflow.log_artifact(cfg.metrics)
     return metrics
 

@@ -19,16 +19,16 @@ from typing import Any
 
 from ..config import Params, load_params
 from ..jsonl import write_json, write_jsonl
-from ..synth import checkpoint
+from ..synth import checkpoint, cost, decomposed
+from ..synth.cost import Meter
 from ..synth.data import load_fewshot, load_taxonomy
 from ..synth.parse import ParseError, parse_answer, parse_record
 from ..synth.program import program
+from ..synth import prompts
 from ..synth.prompts import generation_messages, repair_messages, task_seed, task_spec
 from ..synth.steps import content_id
 from ..synth.teacher import LazyTeacher, describe
 from ..tracking import flatten, log_metrics, stage_run
-
-CHECKPOINT_ROOT = Path(".cache/checkpoints")
 
 
 def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any],
@@ -49,7 +49,7 @@ def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any
 REPAIRABLE = ("compile_error", "assertion_failed", "exception", "no_verdict")
 
 
-def repair(engine, executor, convs: list[list[dict]], answers: list[str], seeds: list[int], sampling, rounds: int
+def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: list[int], sampling, rounds: int
            ) -> tuple[list[str], list[dict | None]]:
     """Feedback turns for answers that parse but fail in the sandbox. Returns the final
     answers and, per answer, the repair record (None when untouched)."""
@@ -63,12 +63,14 @@ def repair(engine, executor, convs: list[list[dict]], answers: list[str], seeds:
                 continue
             todo.append(i)
             runs.append(program(p.solution, p.tests))
+        start = time.perf_counter()
         results = executor.run(runs) if runs else []
+        meter.add_seconds(time.perf_counter() - start)
         failed = [(i, res) for i, res in zip(todo, results, strict=True) if res.status.value in REPAIRABLE]
         if not failed:
             break
-        outs = engine.chat([repair_messages(convs[i], answers[i], res.status.value, res.detail) for i, res in failed],
-                           sampling, seeds=[seeds[i] + r + 1 for i, _ in failed])
+        outs = meter.chat([repair_messages(convs[i], answers[i], res.status.value, res.detail) for i, res in failed],
+                          sampling, seeds=[seeds[i] + r + 1 for i, _ in failed])
         for (i, res), out in zip(failed, outs, strict=True):
             log[i] = {"rounds": r + 1, "first_status": (log[i] or {}).get("first_status", res.status.value),
                       "raw_first": (log[i] or {}).get("raw_first", answers[i])}
@@ -76,9 +78,10 @@ def repair(engine, executor, convs: list[list[dict]], answers: list[str], seeds:
     return answers, log
 
 
-def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after_chunks: int | None = None
+def generate(params: Params, checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None
              ) -> tuple[list[dict], dict[str, Any]]:
-    """Pure core: returns the records (by task index) and generation stats.
+    """Pure core: returns the records (by task index) and generation stats (tokens and
+    seconds of the whole run, resumed chunks included).
 
     `stop_after_chunks` ends the run early after that many new chunks (for tests of resume).
     """
@@ -88,43 +91,51 @@ def generate(params: Params, checkpoint_root: Path = CHECKPOINT_ROOT, stop_after
     cfg, tcfg = params.generate, params.teacher
     taxonomy, fewshot = load_taxonomy(), load_fewshot()
     teacher = describe(tcfg)
-    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
-    sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
+                "max_new_tokens": cfg.max_new_tokens}
+    sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.model_dump(), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
-           "taxonomy": taxonomy, "fewshot": fewshot}
+           "taxonomy": taxonomy, "fewshot": fewshot, "prompts": checkpoint.source_digest(prompts),
+           "recipe_code": checkpoint.source_digest(decomposed) if cfg.recipe == "decomposed" else None}
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
-    stats: dict[str, Any] = {"generated_tokens": 0, "seconds": 0.0}
     sandbox: dict[str, Any] = {}
 
     with LazyTeacher(tcfg, cfg.seed) as lazy:
-        def work(idx: range) -> list[dict]:
-            engine = lazy.engine
+        def executor(limit_s: float | None = None):
+            if limit_s not in sandbox:
+                from ..csharp import make_executor
+
+                cfg_sb = params.sandbox if limit_s is None else params.sandbox.model_copy(
+                    update={"timeout_s": min(params.sandbox.timeout_s, limit_s),
+                            "cpu_s": min(params.sandbox.cpu_s, int(limit_s))})
+                sandbox[limit_s] = make_executor(cfg_sb)
+            return sandbox[limit_s]
+
+        def work(idx: range) -> tuple[list[dict], dict]:
+            meter = Meter(lazy.engine)
             specs = [task_spec(i, cfg.seed, taxonomy, fewshot, cfg.fewshot) for i in idx]
             seeds = [task_seed(cfg.seed, i) for i in idx]
+            if cfg.recipe == "decomposed":
+                start = time.perf_counter()
+                done = decomposed.run_chunk(meter, executor(decomposed.CHECK_LIMIT_S), specs, seeds, sampler,
+                                            cfg.solutions_per_task)
+                meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
+                return [{**make_record(s, sd, raw, teacher, sampling), "recipe": "decomposed", "steps": steps}
+                        for s, sd, (raw, steps) in zip(specs, seeds, done, strict=True)], meter.tally
             convs = [generation_messages(s, fewshot) for s in specs]
-            start = time.perf_counter()
-            answers = [o[0] for o in engine.chat(convs, sampler, seeds=seeds)]
-            stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0)
+            answers = [o[0] for o in meter.chat(convs, sampler, seeds=seeds)]
             repairs: list[dict | None] = [None] * len(answers)
             if cfg.repair_rounds:
-                if "executor" not in sandbox:
-                    from ..csharp import make_executor
+                answers, repairs = repair(meter, executor(), convs, answers, seeds, sampler, cfg.repair_rounds)
+            records = [make_record(s, sd, a, teacher, sampling, rep)
+                       for s, sd, a, rep in zip(specs, seeds, answers, repairs, strict=True)]
+            return records, meter.tally
 
-                    sandbox["executor"] = make_executor(params.sandbox)
-                answers, repairs = repair(engine, sandbox["executor"], convs, answers, seeds, sampler,
-                                          cfg.repair_rounds)
-                stats["generated_tokens"] += engine.last_stats.get("generated_tokens", 0) if any(repairs) else 0
-            stats["seconds"] += time.perf_counter() - start
-            return [make_record(s, sd, a, teacher, sampling, rep)
-                    for s, sd, a, rep in zip(specs, seeds, answers, repairs, strict=True)]
-
-        records, stats["resumed_tasks"] = checkpoint.run_chunks(path, cfg.num_tasks, cfg.chunk_size, work,
-                                                                stop_after_chunks)
-    stats["seconds"] = round(stats["seconds"], 2)
-    stats["tokens_per_s"] = round(stats["generated_tokens"] / stats["seconds"], 1) if stats["seconds"] else 0.0
-    stats["checkpoint"] = str(path)
+        records, resumed, tallies = checkpoint.run_chunks(path, cfg.num_tasks, cfg.chunk_size, work,
+                                                          stop_after_chunks)
+    stats = {**cost.total(tallies), "resumed_tasks": resumed, "checkpoint": str(path)}
     return records, stats
 
 
@@ -138,8 +149,12 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         parsed = sum(r["parse_error"] is None for r in records)
         repaired = sum(r.get("repair") is not None for r in records)
         metrics = {"tasks": len(records), "parsed": parsed, "parse_rate": round(parsed / max(1, len(records)), 4),
-                   "repair_turns": repaired,
+                   "repair_turns": repaired, "recipe": cfg.recipe,
                    "topics": len({r["topic"] for r in records}), "generation": stats}
+        if cfg.recipe == "decomposed":
+            drops = [r["steps"]["dropped_at"] for r in records]
+            metrics["decomposed"] = {f"dropped_at_{s}": drops.count(s) for s in decomposed.STEPS}
+            metrics["decomposed"]["assembled"] = drops.count(None)
         write_jsonl(cfg.out, records)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))

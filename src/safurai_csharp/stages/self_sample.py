@@ -57,7 +57,7 @@ def sample(train: list[dict], params: Params, executor: Any) -> tuple[list[dict]
     """(kept rows, metrics) for the training examples of split that carry a task."""
     cfg = params.self_sample
     problems = [{**ex["task"], "source_id": ex["id"]} for ex in train if ex.get("task")]
-    sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+    sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     samples, gen = sample_completions(problems, cfg.model_dir, engine=params.eval_multipl_e.engine,
                                       engine_options=params.eval_multipl_e.engine_options.model_dump(),

@@ -1,11 +1,13 @@
 """Resumable, chunked generation: a run killed at any point continues where it stopped.
 
 Task indices are cut into fixed chunks [c*size, (c+1)*size). A chunk's records are appended
-to the checkpoint file in one write followed by fsync, each record tagged with its chunk.
-On restart only complete chunks count (a torn last line or a half-written chunk is
-regenerated in full), and every chunk is generated with the same prompts, seeds and batch
-composition as in an uninterrupted run — so the final file is identical to one, whatever
-the engine's batch-(in)variance.
+to the checkpoint file in one write followed by fsync, each record tagged with its chunk,
+and closed by the chunk's tally line (`_tally`: the tokens and seconds it cost,
+synth/cost.py), the chunk's commit mark. On restart only chunks with every record and the
+tally count (a torn last line or a half-written chunk is regenerated in full), and every
+chunk is generated with the same prompts, seeds and batch composition as in an
+uninterrupted run, so the final file is identical to one, whatever the engine's
+batch-(in)variance. The tallies let a resumed run report what the whole run cost.
 
 The checkpoint lives outside the stage's DVC outs (DVC deletes outs before it reruns a
 stage) under a key of everything that determines the records, so a changed prompt,
@@ -22,6 +24,16 @@ from pathlib import Path
 from typing import Any
 
 
+# Under the repository, outside every DVC out; one file per stage and key.
+ROOT = Path(".cache/checkpoints")
+
+
+def source_digest(module: Any) -> str:
+    """A digest of a module's source text: part of a checkpoint key, so an edited prompt
+    template never resumes from samples of the old one."""
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+
+
 def checkpoint_path(root: Path, stage: str, key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return root / stage / f"{digest}.jsonl"
@@ -32,27 +44,31 @@ def chunks(num_tasks: int, size: int) -> Iterator[tuple[int, range]]:
         yield c, range(start, min(start + size, num_tasks))
 
 
-def load_complete(path: Path, size: int, num_tasks: int) -> dict[int, list[dict]]:
-    """chunk -> its records, for the chunks that were fully written."""
+def load_complete(path: Path, size: int, num_tasks: int) -> tuple[dict[int, list[dict]], dict[int, dict]]:
+    """chunk -> its records, for the chunks that were fully written; and chunk -> its tally."""
     if not path.is_file():
-        return {}
+        return {}, {}
     _drop_torn_tail(path)
     by_chunk: dict[int, dict[int, dict]] = {}
+    tallies: dict[int, dict] = {}
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue  # torn write of a killed run
-            if not isinstance(rec, dict) or "_chunk" not in rec or "index" not in rec:
+            if not isinstance(rec, dict) or "_chunk" not in rec:
                 continue
-            by_chunk.setdefault(rec["_chunk"], {})[rec["index"]] = rec
+            if "_tally" in rec:
+                tallies[rec["_chunk"]] = rec["_tally"]
+            elif "index" in rec:
+                by_chunk.setdefault(rec["_chunk"], {})[rec["index"]] = rec
     done = {}
     for c, idx in chunks(num_tasks, size):
         got = by_chunk.get(c, {})
-        if all(i in got for i in idx):
+        if c in tallies and all(i in got for i in idx):
             done[c] = [got[i] for i in idx]
-    return done
+    return done, {c: tallies[c] for c in done}
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -63,9 +79,10 @@ def _drop_torn_tail(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
-def append_chunk(path: Path, chunk: int, records: list[dict]) -> None:
+def append_chunk(path: Path, chunk: int, records: list[dict], tally: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps({**r, "_chunk": chunk}, ensure_ascii=False) + "\n" for r in records)
+    text += json.dumps({"_chunk": chunk, "_tally": tally}) + "\n"  # last: the chunk's commit mark
     with path.open("a", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
@@ -76,12 +93,13 @@ def strip_chunk(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if k != "_chunk"}
 
 
-def run_chunks(path: Path, total: int, size: int, work: Callable[[range], list[dict]],
-               stop_after: int | None = None) -> tuple[list[dict], int]:
-    """Runs `work` on every chunk of task indices not already complete in the checkpoint,
-    appending each chunk as it finishes. Returns all records in index order and how many
-    came from the checkpoint. `stop_after` ends early after that many new chunks (tests)."""
-    done = load_complete(path, size, total)
+def run_chunks(path: Path, total: int, size: int, work: Callable[[range], tuple[list[dict], dict]],
+               stop_after: int | None = None) -> tuple[list[dict], int, list[dict]]:
+    """Runs `work` (-> records, tally) on every chunk of task indices not already complete in
+    the checkpoint, appending each chunk as it finishes. Returns all records in index order,
+    how many came from the checkpoint, and the tallies of all complete chunks. `stop_after`
+    ends early after that many new chunks (tests)."""
+    done, tallies = load_complete(path, size, total)
     resumed = sum(len(v) for v in done.values())
     new = 0
     for c, idx in chunks(total, size):
@@ -89,7 +107,7 @@ def run_chunks(path: Path, total: int, size: int, work: Callable[[range], list[d
             continue
         if stop_after is not None and new >= stop_after:
             break
-        done[c] = work(idx)
-        append_chunk(path, c, done[c])
+        done[c], tallies[c] = work(idx)
+        append_chunk(path, c, done[c], tallies[c])
         new += 1
-    return [strip_chunk(r) for c in sorted(done) for r in done[c]], resumed
+    return [strip_chunk(r) for c in sorted(done) for r in done[c]], resumed, [tallies[c] for c in sorted(tallies)]

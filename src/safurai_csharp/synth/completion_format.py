@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..benchmark.translate import CLASS_NAME, INDENT, STOP_TOKENS, USINGS
@@ -138,10 +138,10 @@ def tests_block(tests: str) -> str:
     return f"{INDENT}}}\n{INDENT}public static void Main(string[] args) {{\n{body}\n{INDENT}}}\n\n}}\n"
 
 
-def render(example: Mapping[str, Any], name: str | None = None) -> CompletionTask:
-    """The example (instruction, solution, tests) as a :class:`CompletionTask`; raises
-    :class:`RenderError` when it is not one class with one static method that the tests call."""
-    solution, tests, statement = example["solution"], example["tests"], example["instruction"]
+def shell(statement: str, solution: str, name: str = "") -> tuple[CompletionTask, str]:
+    """The task as a :class:`CompletionTask` without tests (the solution's body is the
+    reference completion), and the solution's class name; raises :class:`RenderError` when
+    the solution is not one class with one static method."""
     types = top_level_types(solution)
     if len(types) != 1 or types[0][0] not in ("class", "struct") or types[0][2]:
         raise RenderError("not_one_class")
@@ -150,9 +150,6 @@ def render(example: Mapping[str, Any], name: str | None = None) -> CompletionTas
     if len(spans) != 1:
         raise RenderError("no_method" if not spans else "helper_methods")
     span = spans[0]
-    mask = code_mask(tests)
-    if not any(mask[m.start()] for m in re.finditer(rf"\b{re.escape(span.name)}\s*(?:<[^;()]*>)?\s*\(", tests)):
-        raise RenderError("entry_not_called")
     head = " ".join(solution[span.name_start:span.body_start].split())
     if re.search(r"\(\s*this\s", head):
         raise RenderError("extension_method")
@@ -168,14 +165,25 @@ def render(example: Mapping[str, Any], name: str | None = None) -> CompletionTas
     completion = "\n" + body
     if not body.strip() or any(stop in completion + "\n" for stop in STOP_TOKENS):
         raise RenderError("empty_body" if not body.strip() else "stop_token_in_body")
-    test_text = _unqualify(tests, cls, span.name)
-    if any(code_mask(test_text)[m.start()] for m in re.finditer(rf"(?<![\w.]){re.escape(cls)}\b", test_text)) \
-            and cls != span.name:
-        raise RenderError("tests_use_class")
     prompt = (f"{_usings(solution, body)}class {CLASS_NAME} {{\n{comment(statement)}\n"
               f"{INDENT}public static {span.ret} {head} {{\n")
-    return CompletionTask(name=name or str(example.get("id", "")), prompt=prompt, completion=completion,
-                          tests=tests_block(test_text), entry_point=span.name)
+    return CompletionTask(name=name, prompt=prompt, completion=completion, tests="", entry_point=span.name), cls
+
+
+def render(example: Mapping[str, Any], name: str | None = None) -> CompletionTask:
+    """The example (instruction, solution, tests) as a :class:`CompletionTask`; raises
+    :class:`RenderError` when it is not one class with one static method that the tests call."""
+    tests = example["tests"]
+    task, cls = shell(example["instruction"], example["solution"], name or str(example.get("id", "")))
+    entry = task.entry_point
+    mask = code_mask(tests)
+    if not any(mask[m.start()] for m in re.finditer(rf"\b{re.escape(entry)}\s*(?:<[^;()]*>)?\s*\(", tests)):
+        raise RenderError("entry_not_called")
+    test_text = _unqualify(tests, cls, entry)
+    if any(code_mask(test_text)[m.start()] for m in re.finditer(rf"(?<![\w.]){re.escape(cls)}\b", test_text)) \
+            and cls != entry:
+        raise RenderError("tests_use_class")
+    return replace(task, tests=tests_block(test_text))
 
 
 def render_all(examples: Sequence[Mapping[str, Any]], prefix: str = "") -> tuple[list[tuple[int, CompletionTask]], dict[str, int]]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .program import rename_clashing_classes, split_statements, static_methods, with_standard_usings, wrap_bare_methods
+from ..csharp.modes import _assert_sites, code_mask
+from .program import (rename_clashing_classes, requalify_calls, split_statements, static_methods, with_standard_usings,
+                      wrap_bare_methods)
 
 _HEADING = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?[ \t]*(?P<name>task|problem|instruction|solution|tests?|test cases)"
@@ -80,6 +82,17 @@ def _drop_main(solution: str) -> str:
     return solution
 
 
+_EMPTY_CLASS = re.compile(r"^[ \t]*(?:(?:public|internal|static|sealed|partial)\s+)*class\s+\w+\s*\{\s*\}[ \t]*\n?",
+                          re.MULTILINE)
+
+
+def _drop_empty_classes(solution: str) -> str:
+    """`class Program { }`: what is left of a demo program once its Main is gone (the 0.5B
+    teacher leaves one after 17 of 64 solutions); a second class would stop the example
+    from being rendered as one MultiPL-E method."""
+    return _EMPTY_CLASS.sub("", solution)
+
+
 def complete_statements(tests: str) -> str:
     """Tests cut off by the token limit end mid-statement: keep the complete statements, and
     drop repeated identical assertions (small teachers loop on one)."""
@@ -93,16 +106,41 @@ def complete_statements(tests: str) -> str:
     return "\n".join(kept)
 
 
-def parse_answer(text: str) -> Parsed:
-    sections = _sections(text)
-    for key in ("task", "solution", "tests"):
+def _task_and_solution(sections: dict[str, str]) -> tuple[str, str]:
+    for key in ("task", "solution"):
         if key not in sections:
             raise ParseError(f"missing_{key}")
     # Code in the task stays: an evolved task may show erroneous code as misdirection.
     instruction = sections["task"].strip()
     if len(instruction) < 20:
         raise ParseError("empty_task")
-    solution = with_standard_usings(wrap_bare_methods(_drop_main(_code(sections["solution"], "solution"))))
+    solution = _drop_empty_classes(_drop_main(_code(sections["solution"], "solution")))
+    return instruction, with_standard_usings(wrap_bare_methods(solution))
+
+
+def parse_task_solution(text: str) -> tuple[str, str]:
+    """(instruction, solution) of an answer with '### Task' and '### Solution' only (the
+    first step of the decomposed recipe, synth/decomposed.py)."""
+    return _task_and_solution(_sections(text))
+
+
+def assert_statements(code: str) -> list[str]:
+    """Every complete `Debug.Assert(...);` statement in code, wherever it stands (small models
+    wrap their assertions in test classes and methods), in order, without repeats."""
+    mask = code_mask(code)
+    found = []
+    for start, _open, close in _assert_sites(code, mask):
+        rest = code[close + 1:]
+        if code.startswith("Debug.Assert", start) and rest.lstrip(" \t").startswith(";"):
+            found.append(code[start:close + 1] + ";")
+    return list(dict.fromkeys(found))
+
+
+def parse_answer(text: str) -> Parsed:
+    sections = _sections(text)
+    instruction, solution = _task_and_solution(sections)
+    if "tests" not in sections:
+        raise ParseError("missing_tests")
     tests = _code(sections["tests"], "tests")
     if "static void Main" in tests or "static int Main" in tests:
         tests = _main_body(tests)
@@ -110,6 +148,7 @@ def parse_answer(text: str) -> Parsed:
     if "Debug.Assert" not in tests:
         raise ParseError("tests_without_assert")
     solution, tests = rename_clashing_classes(solution, tests)
+    tests = requalify_calls(solution, tests)
     return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))
 
 

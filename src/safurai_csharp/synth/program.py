@@ -141,6 +141,38 @@ def rename_clashing_classes(solution: str, tests: str) -> tuple[str, str]:
     return solution, tests
 
 
+# Static classes of the base library tests legitimately call (`Math.Max(...)`): never
+# taken for a misnamed solution class.
+LIBRARY_CLASSES = frozenset((
+    "Array", "BigInteger", "BitConverter", "Boolean", "Byte", "Char", "Comparer", "Console", "Convert",
+    "DateTime", "Debug", "Decimal", "Dictionary", "Double", "Encoding", "Enum", "Enumerable", "Environment",
+    "EqualityComparer", "Guid", "HashSet", "Int16", "Int32", "Int64", "List", "Math", "Object", "Regex",
+    "Single", "String", "StringComparer", "TimeSpan", "Tuple", "UInt32", "UInt64", "ValueTuple",
+))
+
+
+def requalify_calls(solution: str, tests: str) -> str:
+    """Tests that call the solution's method through a class the solution does not declare
+    (`Sorting.Merge(...)` for `public static class MergeSort { ... Merge ... }`): a small
+    teacher renames the class between sections, error CS0103. When the solution declares one
+    non-generic class, such a qualifier is rewritten to it; the sandbox then decides whether
+    the example holds."""
+    classes = [n for kind, n, generic in top_level_types(solution) if kind in ("class", "struct") and not generic]
+    if len(classes) != 1:
+        return tests
+    declared = {n for _kind, n, _generic in top_level_types(solution)}
+    methods = set(method_names(solution))
+    mask = code_mask(tests)
+    pieces, last = [], 0
+    for m in re.finditer(r"(?<![\w.])(?P<cls>[A-Z]\w*)\s*\.\s*(?P<method>[A-Za-z_]\w*)\s*\(", tests):
+        cls = m.group("cls")
+        if (mask[m.start()] and m.group("method") in methods and cls not in declared
+                and cls not in LIBRARY_CLASSES):
+            pieces.append(tests[last:m.start()] + classes[0])
+            last = m.end("cls")
+    return "".join(pieces) + tests[last:]
+
+
 def assertion_count(tests: str) -> int:
     return len(_assert_sites(tests, code_mask(tests)))
 

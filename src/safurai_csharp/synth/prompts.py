@@ -16,15 +16,28 @@ from .parse import render_answer
 
 Message = dict[str, str]
 
+# What the 0.5B teacher got wrong in the first full run (docs/data.md): 42 of 109 parsed
+# answers did not compile (a third of them tests calling a class the solution does not
+# declare, a quarter operators on generic type parameters or C# 8+ syntax mono rejects). So
+# the compiler's limits are spelled out and the tests are told to use the solution's names.
+# The format is said in words: shown a skeleton with placeholders instead, the teacher copied
+# the placeholders (59 of 64 answers of the decomposed recipe's task step).
+COMPILER = (
+    "The code is compiled by the Mono C# compiler, which accepts C# 7 only: no records, no "
+    "`init`, no switch expressions, no `is not` patterns, no ranges or indices (`..`, `^1`), "
+    "no target-typed `new()`, no nullable reference types (`string?`)."
+)
 SYSTEM = (
-    "You are an expert C# developer who writes short, self-contained programming exercises "
-    "for C# 7. Every answer has exactly three sections: '### Task' (a precise statement: "
+    "You are an expert C# developer who writes short, self-contained programming exercises. "
+    + COMPILER + " Every answer has exactly three sections: '### Task' (a precise statement: "
     "inputs, output, edge cases), '### Solution' (one ```csharp block: a public static class "
     "with public static methods, no Main, no namespace, no console input) and '### Tests' "
     "(one ```csharp block of Debug.Assert(...) statements, one per line, that call the "
-    "solution and check exact expected values, including edge cases). Compare collections "
-    "with SequenceEqual, never with == or Equals. Use no DateTime.Now, randomness, files or "
-    "network."
+    "solution's class and method by exactly the names the Solution declares and check exact "
+    "expected values, including edge cases). Use concrete types (int, long, double, bool, "
+    "char, string, arrays, List<int>, Dictionary<string, int>), not generic type parameters. "
+    "Compare collections with SequenceEqual, never with == or Equals. Use no DateTime.Now, "
+    "randomness, files or network."
 )
 
 
@@ -70,6 +83,30 @@ def generation_messages(spec: TaskSpec, fewshot: list[dict]) -> list[Message]:
                      {"role": "assistant", "content": render_answer(ex["instruction"], ex["solution"], ex["tests"])}]
     messages.append({"role": "user", "content": _ask(spec.topic, spec.concept)})
     return messages
+
+
+# ---------------------------------------------------------------------------------------------
+# The decomposed recipe (synth/decomposed.py), its one chat step: a task and its solution
+# (more bodies and the tests are sampled in completion format).
+
+TASK_SYSTEM = (
+    "You are an expert C# developer who writes short, self-contained programming exercises. "
+    + COMPILER + " Every answer has "
+    "exactly two sections: '### Task' (a precise statement that names the class and the "
+    "method, and says what it takes and returns, with its edge cases) and '### Solution' (one "
+    "```csharp block: a public static class with exactly one public static method, named "
+    "after what it does; no helper methods, no Main, no namespace, no console input). Use "
+    "concrete types (int, long, double, bool, char, string, int[], string[], List<int>, "
+    "Dictionary<string, int>), not generic type parameters, and no DateTime.Now, randomness, "
+    "files or network."
+)
+
+
+def task_messages(spec: TaskSpec) -> list[Message]:
+    return [{"role": "system", "content": TASK_SYSTEM},
+            {"role": "user", "content": (f"Write a new short C# exercise and its solution: one public static "
+                                         f"method of 5 to 20 lines. Topic: {spec.topic}. Concept to practise: "
+                                         f"{spec.concept}.")}]
 
 
 # ---------------------------------------------------------------------------------------------

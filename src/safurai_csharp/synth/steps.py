@@ -202,6 +202,18 @@ def fewshot_blocklist(examples: list[dict], n: int, threshold: float) -> Blockli
     return Blocklist(docs, n=n, threshold=threshold, boilerplate_docs=len(docs) + 1)
 
 
+def decontam_step(benchmark: list[dict], cfg: Any) -> DecontamStep:
+    """The decontamination every data stage applies (filter, evolve): the benchmark's texts
+    and the upstream files `cfg.extra_files` names, and the shipped few-shot examples.
+    `cfg` is params.filter.decontam."""
+    from ..decontam import evaluation_documents
+    from .data import load_fewshot
+
+    docs = evaluation_documents(benchmark, reference_solutions=cfg.reference_solutions, extra_files=cfg.extra_files)
+    return DecontamStep(Blocklist(docs, n=cfg.n, threshold=cfg.threshold),
+                        fewshot_blocklist(load_fewshot(), cfg.n, cfg.threshold))
+
+
 REFUSAL = re.compile(r"\b(?:I'?m sorry|I am sorry|I cannot|I can't|as an AI|language model)\b", re.IGNORECASE)
 NOT_CSHARP = re.compile(r"^\s*(?:def |import |#include|fn |func |package |console\.log|System\.out\.print)",
                         re.MULTILINE)

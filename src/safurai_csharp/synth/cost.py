@@ -1,0 +1,60 @@
+"""What the data stages spend: generated and prompt tokens, seconds, and per kept example.
+
+Every teacher call of generate and evolve goes through a :class:`Meter`, which adds up the
+engine's own counts. The chunk checkpoint keeps each chunk's tally next to its records
+(synth/checkpoint.py), so a resumed run reports the cost of the whole run, not only of the
+chunks it generated after the restart; `dvc exp show` then compares recipes on cost
+(tokens per kept example, kept examples per minute) as well as on count.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+FIELDS = ("generated_tokens", "prompt_tokens", "seconds")
+
+
+class Meter:
+    """Wraps a chat engine; `.tally` holds the tokens and wall seconds of the calls so far."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.tally: dict[str, float] = dict.fromkeys(FIELDS, 0)
+
+    def chat(self, conversations: list, sampling: Any, seeds: list[int] | None = None) -> list[list[str]]:
+        return self._call(self.engine.chat, conversations, sampling, seeds)
+
+    def _call(self, fn: Any, items: list, sampling: Any, seeds: list[int] | None) -> list[list[str]]:
+        if not items:
+            return []
+        start = time.perf_counter()
+        out = fn(items, sampling, seeds=seeds)
+        stats = getattr(self.engine, "last_stats", {}) or {}
+        self.tally["seconds"] += time.perf_counter() - start
+        self.tally["generated_tokens"] += int(stats.get("generated_tokens", 0))
+        self.tally["prompt_tokens"] += int(stats.get("prompt_tokens", 0))
+        return out
+
+    def generate(self, prompts: list, sampling: Any, seeds: list[int] | None = None) -> list[list[str]]:
+        return self._call(self.engine.generate, prompts, sampling, seeds)
+
+    def add_seconds(self, seconds: float) -> None:
+        """Time spent between teacher calls that belongs to generation (the repair turn's
+        sandbox runs)."""
+        self.tally["seconds"] += seconds
+
+
+def total(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum of per-chunk tallies, with generated tokens per second."""
+    out: dict[str, Any] = {k: sum(t.get(k, 0) for t in tallies) for k in FIELDS}
+    out["seconds"] = round(out["seconds"], 2)
+    out["tokens_per_s"] = round(out["generated_tokens"] / out["seconds"], 1) if out["seconds"] else 0.0
+    return out
+
+
+def per_kept(kept: int, generated_tokens: float, seconds: float) -> dict[str, Any]:
+    """The cost of one kept example: tokens, and kept examples per minute of these seconds."""
+    return {"kept": kept, "generated_tokens": int(generated_tokens), "seconds": round(seconds, 2),
+            "tokens_per_kept": round(generated_tokens / kept, 1) if kept else None,
+            "kept_per_minute": round(kept / (seconds / 60), 3) if seconds else None}

@@ -1,0 +1,110 @@
+"""The decomposed recipe: CodeT agreement, and one chunk through the real sandbox with a
+scripted teacher (what each step asks and what the assembled example holds)."""
+
+import shutil
+
+import pytest
+
+from safurai_csharp.engines import SamplingConfig
+from safurai_csharp.synth import decomposed
+from safurai_csharp.synth.cost import Meter
+from safurai_csharp.synth.parse import parse_answer
+from safurai_csharp.synth.prompts import TaskSpec
+
+needs_toolchain = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("mcs", "mono", "bwrap", "prlimit")), reason="mono/bubblewrap not installed")
+
+
+def test_agreement_prefers_the_largest_consensus():
+    # bodies 0 and 2 agree on assertions {0, 1}: 2 x 2 = 4 beats body 1's 1 x 3
+    assert decomposed.agree([[True, True, False], [True, True, True], [True, True, False]]) == (0, [0, 1])
+    assert decomposed.agree([[True, False, True], [False, True, True]]) == (0, [0, 2])  # tie: earlier body
+    assert decomposed.agree([[True, True, True], [True, False, False], [True, False, False]]) == (0, [0, 1, 2])
+    assert decomposed.agree([[False, False], [False, False]]) is None
+    assert decomposed.agree([]) is None
+
+
+TASK = ("### Task\nWrite a C# static method `Squares.Square(int x)` that returns x times x, for negative "
+        "inputs too.\n\n### Solution\n```csharp\npublic static class Squares\n{\n    public static int Square(int x)\n"
+        "    {\n        return x * x;\n    }\n}\n```\n")
+# the continuation of `... Main(string[] args) {\n        Debug.Assert(`; one call names the class
+TESTS = ("Square(2) == 4);\n        Debug.Assert(Squares.Square(-3) == 9);\n        Debug.Assert(Square(0) == 0);\n"
+         "        Debug.Assert(Square(1) == 2);\n        Debug.Assert(Square(5)")
+
+
+class Teacher:
+    """Step 1 answers TASK (or junk for the topic 'junk'), step 2 three bodies, step 3 TESTS
+    (cut by the token limit mid-assertion)."""
+
+    def __init__(self):
+        self.calls = []
+        self.last_stats = {}
+
+    def chat(self, conversations, sampling, seeds=None):
+        self.calls.append(("chat", conversations, sampling))
+        self.last_stats = {"generated_tokens": 10 * len(conversations), "prompt_tokens": 0}
+        return [["I cannot." if "Topic: junk." in c[-1]["content"] else TASK] for c in conversations]
+
+    def generate(self, prompts, sampling, seeds=None):
+        self.calls.append(("generate", prompts, sampling))
+        self.last_stats = {"generated_tokens": 5 * len(prompts) * sampling.n, "prompt_tokens": 0}
+        bodies = ["\n        return x + x;", "\n        return x * x;   ", "\n        return Math.Abs(x) * Math.Abs(x);"]
+        return [[TESTS] * sampling.n if p.endswith("Debug.Assert(") else bodies[: sampling.n] for p in prompts]
+
+
+@needs_toolchain
+def test_a_chunk_assembles_the_agreed_example():
+    from safurai_csharp.csharp import Executor, Limits
+
+    teacher = Teacher()
+    meter = Meter(teacher)
+    specs = [TaskSpec(0, "numerics", "squares", ()), TaskSpec(1, "junk", "junk", ())]
+    out = decomposed.run_chunk(meter, Executor(Limits(), workers=2), specs, [7, 8],
+                               SamplingConfig(temperature=0.7, top_p=0.95, max_new_tokens=768, seed=1), solutions=3)
+    (raw, steps), (junk_raw, junk_steps) = out
+    assert junk_raw == "I cannot." and junk_steps["dropped_at"] == "task"
+    # bodies: the solution's own `x * x`, then `x + x`, `x * x` again (a layout copy: dropped), Abs*Abs
+    assert steps["bodies"] == 3 and steps["asserts"] == 4
+    # x*x and Abs*Abs pass assertions {0,1,2} (2 x 3 = 6); x+x passes {0,2,3} alone (3)
+    assert steps["agreeing_bodies"] == 2 and steps["asserts_kept"] == 3 and steps["dropped_at"] is None
+    p = parse_answer(raw)
+    assert "return x * x;" in p.solution and "public static int Square(int x)" in p.solution
+    assert p.tests.splitlines() == ["Debug.Assert(Square(2) == 4);", "Debug.Assert(Square(-3) == 9);",
+                                    "Debug.Assert(Square(0) == 0);"]
+    kinds = [k for k, *_ in teacher.calls]
+    assert kinds == ["chat", "generate", "generate"]
+    _, prompts, comp = teacher.calls[1]
+    assert len(prompts) == 1 and prompts[0].endswith("public static int Square(int x) {")  # MultiPL-E's shape
+    assert "// Write a C# static method" in prompts[0] and comp.n == 3 and comp.stop == ["\n    }\n"]
+    assert comp.max_new_tokens == decomposed.PART_TOKENS
+    _, (tests_prompt,), tcomp = teacher.calls[2]
+    assert tcomp.n == 1 and tests_prompt.endswith("public static void Main(string[] args) {\n        Debug.Assert(")
+    assert "return x * x" not in tests_prompt and "throw new NotImplementedException();" in tests_prompt
+    assert meter.tally["generated_tokens"] == 20 + 15 + 5
+
+
+@needs_toolchain
+def test_the_assembled_example_passes_the_filter_execution_step():
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.synth.steps import ExecutionStep
+
+    out = decomposed.run_chunk(Meter(Teacher()), Executor(Limits(), workers=2), [TaskSpec(0, "numerics", "sq", ())],
+                               [7], SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1), solutions=3)
+    p = parse_answer(out[0][0])
+    rec = {"instruction": p.instruction, "solution": p.solution, "tests": p.tests, "id": "x"}
+    assert ExecutionStep(Executor(Limits(), workers=2), min_asserts=3)([rec]) == [None]
+
+
+def test_copied_placeholders_and_helper_methods_are_dropped_before_any_sampling():
+    class Copier(Teacher):
+        def chat(self, conversations, sampling, seeds=None):
+            self.last_stats = {"generated_tokens": 1, "prompt_tokens": 0}
+            return [[TASK.replace("Squares", "ClassName")], [TASK.replace("    }\n}", "    }\n    public static int H() "
+                                                                            "{ return 1; }\n}")]]
+
+    teacher = Copier()
+    out = decomposed.run_chunk(Meter(teacher), None, [TaskSpec(0, "a", "b", ()), TaskSpec(1, "a", "b", ())], [1, 2],
+                               SamplingConfig(temperature=0.7, seed=1), solutions=2)
+    assert [s["reason"] for _, s in out] == ["placeholder_copied", "helper_methods"]
+    assert [s["dropped_at"] for _, s in out] == ["task", "render"]
+    assert teacher.calls == []  # nothing left to sample bodies or tests for
