@@ -31,10 +31,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..benchmark.translate import INDENT, STOP_TOKENS
-from ..csharp.modes import code_mask
 from .completion_format import CompletionTask, RenderError, shell, tests_block
 from .parse import ParseError, assert_statements, parse_task_solution, render_answer
-from .program import LIBRARY_CLASSES
+from .program import rewrite_qualifiers
 from .prompts import TaskSpec, task_messages
 
 # the drop reasons of the recipe's own steps (generate's metrics count them)
@@ -90,13 +89,7 @@ def agree(passes: Sequence[Sequence[bool]]) -> tuple[int, list[int]] | None:
 def unqualified(assertion: str, entry: str) -> str:
     """`Squares.Square(2)` -> `Square(2)`: asked not to, small teachers still name a class,
     and in MultiPL-E's shape the method lives in the tests' own class."""
-    mask = code_mask(assertion)
-    out, last = [], 0
-    for m in re.finditer(rf"(?<![\w.])(?P<cls>[A-Z]\w*)\s*\.\s*(?={re.escape(entry)}\s*\()", assertion):
-        if mask[m.start()] and m.group("cls") not in LIBRARY_CLASSES:
-            out.append(assertion[last:m.start()])
-            last = m.end()
-    return "".join(out) + assertion[last:]
+    return rewrite_qualifiers(assertion, {entry}, lambda cls: "")
 
 
 def _distinct(bodies: Sequence[str]) -> list[str]:

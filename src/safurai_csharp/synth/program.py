@@ -151,6 +151,24 @@ LIBRARY_CLASSES = frozenset((
 ))
 
 
+def rewrite_qualifiers(text: str, methods: set[str], new_qualifier) -> str:
+    """Each `Cls.Method(` call in code (not in comments or strings) whose method is one of
+    `methods` and whose class is not a library class: `new_qualifier(cls)` gives the class
+    to call it through instead ("" drops `Cls.`), or None to leave the call as it is."""
+    mask = code_mask(text)
+    pieces, last = [], 0
+    for m in re.finditer(r"(?<![\w.])(?P<cls>[A-Z]\w*)\s*\.\s*(?P<method>[A-Za-z_]\w*)\s*\(", text):
+        cls = m.group("cls")
+        if not mask[m.start()] or m.group("method") not in methods or cls in LIBRARY_CLASSES:
+            continue
+        new = new_qualifier(cls)
+        if new is None:
+            continue
+        pieces.append(text[last:m.start()] + new)
+        last = m.end("cls") if new else m.start("method")
+    return "".join(pieces) + text[last:]
+
+
 def requalify_calls(solution: str, tests: str) -> str:
     """Tests that call the solution's method through a class the solution does not declare
     (`Sorting.Merge(...)` for `public static class MergeSort { ... Merge ... }`): a small
@@ -161,16 +179,7 @@ def requalify_calls(solution: str, tests: str) -> str:
     if len(classes) != 1:
         return tests
     declared = {n for _kind, n, _generic in top_level_types(solution)}
-    methods = set(method_names(solution))
-    mask = code_mask(tests)
-    pieces, last = [], 0
-    for m in re.finditer(r"(?<![\w.])(?P<cls>[A-Z]\w*)\s*\.\s*(?P<method>[A-Za-z_]\w*)\s*\(", tests):
-        cls = m.group("cls")
-        if (mask[m.start()] and m.group("method") in methods and cls not in declared
-                and cls not in LIBRARY_CLASSES):
-            pieces.append(tests[last:m.start()] + classes[0])
-            last = m.end("cls")
-    return "".join(pieces) + tests[last:]
+    return rewrite_qualifiers(tests, set(method_names(solution)), lambda cls: None if cls in declared else classes[0])
 
 
 def assertion_count(tests: str) -> int:
