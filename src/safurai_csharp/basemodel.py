@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import UserError
 from .hashing import CHUNK, file_sha256, path_digest
 
 DTYPES = ("bfloat16", "float16", "float32")
@@ -37,7 +38,7 @@ CHECK_PROMPT = "using System;\nclass Problem {\n    public static long Add(long 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError, RuntimeError):
     """A model source cannot be used: missing, tampered, unreachable or unknown."""
 
 

@@ -32,18 +32,14 @@ def _load(path: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ParamsError
-    from .csharp import ToolchainError
-    from .evaluation import EvaluationInputError
-    from .jsonl import JsonlError
-    from .registry import RegistryError
-    from .stages.merge import MergeError
+    from .errors import UserError
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ParamsError, EvaluationInputError, JsonlError, ToolchainError, FileNotFoundError, MergeError,
-            RegistryError) as exc:
+    except (UserError, FileNotFoundError) as exc:  # errors.py: what the user can fix, in one line
+        if isinstance(exc, FileNotFoundError) and exc.filename:  # an input an earlier stage writes
+            exc = f"{exc.filename}: no such file or directory (has the stage that writes it run?)"
         print(f"safurai-csharp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import UserError
+
 EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct")
 
 
@@ -32,7 +34,7 @@ def _exponent_float(value: Any) -> Any:
 Float = Annotated[float, BeforeValidator(_exponent_float)]
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """params.yaml does not match the schema; the message is meant for the user."""
 
 

@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import EvaluationInputError
 from .passk import bootstrap_interval, mean_pass_at_k
 
 MODES = ("official", "corrected")
-
-
-class EvaluationInputError(ValueError):
-    """Completions that do not fit the benchmark; the message is meant for the user."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 
-class JsonlError(ValueError):
+
+class JsonlError(UserError, ValueError):
     pass
 
 

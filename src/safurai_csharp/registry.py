@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 ARTIFACT_NAME = "model"
@@ -35,7 +37,7 @@ _REQUIREMENTS = ("transformers", "torch", "safetensors", "tokenizers", "accelera
 _TAG_MAX = 5000
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """The registry is not in the state a stage needs; the message says what to do."""
 
 

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEBIAN_PACKAGES = {
@@ -22,7 +24,7 @@ DEBIAN_PACKAGES = {
 NUMERICS_DLL = Path("/usr/lib/mono/4.5/System.Numerics.dll")
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(UserError, RuntimeError):
     pass
 
 

@@ -43,6 +43,9 @@ def make_engine(name: str, model_dir: Path | None, **options: Any) -> Engine:
     cls = ENGINES[name]
     if model_dir is None and getattr(cls, "needs_model_dir", True):
         raise ValueError(f"engine {name!r} needs a model_dir")
+    if getattr(cls, "needs_model_dir", True) and not Path(model_dir).is_dir():
+        # not left to transformers/vLLM, which would take the path for a hub id and fail deep inside
+        raise FileNotFoundError(f"{model_dir}: no model checkpoint there (run the stage that writes it first)")
     mine = _accepted(cls)
     return cls(None if model_dir is None else Path(model_dir), **{k: v for k, v in options.items() if k in mine})
 

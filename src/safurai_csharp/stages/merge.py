@@ -37,6 +37,7 @@ from ..config import MergeParams, Params, ParamsError, SftQuantizationParams, lo
 from ..fidelity import FIDELITY_PROMPTS, compare, prompt_logits
 from ..jsonl import write_atomic, write_json
 from ..tracking import flatten, log_metrics, stage_run
+from ..errors import UserError
 
 RECORD = "training_record.json"  # sft_qlora writes it into the adapter directory
 _NOT_RECORDS = {"adapter_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -44,7 +45,7 @@ _NOT_RECORDS = {"adapter_config.json", "tokenizer.json", "tokenizer_config.json"
 _DTYPES = ("bfloat16", "float16", "float32")
 
 
-class MergeError(ValueError):
+class MergeError(UserError, ValueError):
     """The merge ran but its result must not be used (e.g. fidelity below merge.min_agreement)."""
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_params
-from ..evaluation import EvaluationInputError
+from ..errors import EvaluationInputError
 from ..passk import bootstrap_interval, bootstrap_mean_interval, pass_at_k
 from ..stats import mcnemar_exact, sign_flip_test
 from ..tracking import flatten, log_metrics, stage_run
