@@ -1,0 +1,156 @@
+"""dvc.yaml's code deps cannot drift from the imports (issue #12).
+
+DVC reruns a stage when one of its `deps` changes, so a module a stage runs but does not list
+leaves stale outputs in the cache (editing the pass@k estimator used to keep every cached eval
+metric). For each stage, this test computes the import closure inside the package of the
+stage's module `src/safurai_csharp/stages/<command>.py`, statically with `ast`: absolute and
+relative imports, at the top of a module and inside functions (the heavy imports live there),
+and fails when a module of the closure is not covered by the stage's `deps` (a dep is a file
+or a directory that covers every file under it), unless ALLOWED lists it with the reason it
+cannot change a stage's outputs.
+
+How a closure is followed:
+- `from pkg import name` where `name` is defined in (or re-exported by) `pkg/__init__.py`
+  follows the package's `__init__` and everything it imports (`from ..csharp import
+  make_executor` needs all of `csharp`).
+- `import pkg.sub`, `from pkg.sub import x` and `from pkg import sub` (a submodule) follow
+  `sub` only. Python runs `pkg/__init__.py` first, but what the stage calls lives in `sub`;
+  the package's other re-exports are only imported, and nothing in this project registers
+  itself on import (the engine and filter-step registries are explicit dicts), so running
+  them changes no output.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+PKG = "safurai_csharp"
+
+# Modules a stage imports that cannot change what it writes to its outs and metrics. The
+# closure does not continue through them (what they import serves them only).
+ALLOWED = {
+    # the version string, nothing else
+    "src/safurai_csharp/__init__.py":
+        "package marker: a docstring and __version__",
+    "src/safurai_csharp/errors.py":
+        "the UserError base class: how a failure is reported, never what a success writes",
+    "src/safurai_csharp/tracking.py":
+        "MLflow runs, params, metrics and lineage tags: written to the tracking store, never to a DVC out",
+    "src/safurai_csharp/config.py": (
+        "the params schema. DVC hashes the values a stage reads (its `params:`), and every profile "
+        "spells out every key (tests/test_profiles.py), so no schema default reaches a stage; a schema "
+        "edit that changes what a value means (a validator that rewrites it, SamplingParams.sampling) "
+        "needs `dvc repro -f` of the stages that read that section. Listing it would rerun the whole "
+        "pipeline (45 min) for every new knob"),
+}
+
+
+def _path(module: str) -> Path | None:
+    base = SRC.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _is_package(module: str) -> bool:
+    return (SRC.joinpath(*module.split(".")) / "__init__.py").is_file()
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".") if _is_package(module) else module.split(".")[:-1]
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+@cache
+def imports(module: str) -> frozenset[str]:
+    """The package's modules that `module` imports anywhere in its body (functions included)."""
+    path = _path(module)
+    assert path is not None, module
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == PKG}
+        elif isinstance(node, ast.ImportFrom):
+            source = _resolve(module, node)
+            if source.split(".")[0] != PKG:
+                continue
+            submodules = {f"{source}.{a.name}" for a in node.names if _path(f"{source}.{a.name}")}
+            found |= submodules
+            if len(submodules) < len(node.names) or not _is_package(source):
+                found.add(source)  # a name defined in the module or package itself
+    for name in found:
+        assert _path(name) is not None, f"{module} imports {name}, which is not a module of the package"
+    return frozenset(found)
+
+
+def closure(module: str) -> set[str]:
+    """Source files (relative to the repo) of `module` and every package module it reaches."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if str(_path(name).relative_to(ROOT)) not in ALLOWED:
+            todo += imports(name)
+    return {str(_path(name).relative_to(ROOT)) for name in seen}
+
+
+def _stages() -> dict[str, dict]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: body.get("do", body) for name, body in stages.items()}
+
+
+def _stage_module(stage: dict) -> str:
+    words = stage["cmd"].split()
+    assert words[0] == "safurai-csharp", stage["cmd"]
+    return f"{PKG}.stages.{words[1].replace('-', '_')}"
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_stage_deps_cover_the_code_it_runs(name):
+    stage = _stages()[name]
+    module = _stage_module(stage)
+    code_deps = [d for d in stage.get("deps", []) if d.startswith("src/")]
+    for dep in code_deps:  # a dep that does not exist would hash as missing: a typo, not a dep
+        assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
+    missing = sorted(p for p in closure(module) - set(ALLOWED) if not covered(p, code_deps))
+    assert not missing, (f"dvc.yaml stage {name} runs {module} but its deps do not list {missing}: add them "
+                         "(or, for a module that cannot change the stage's outputs, a reason to ALLOWED here)")
+
+
+def test_every_code_dep_is_code_the_stage_runs():
+    """The converse, so deps do not pile up: a listed source file or directory holds at least one
+    module of the stage's closure (a stale dep reruns the stage for edits that cannot matter)."""
+    for name, stage in _stages().items():
+        modules = closure(_stage_module(stage))
+        for dep in (d for d in stage.get("deps", []) if d.startswith("src/")):
+            assert any(covered(m, [dep]) for m in modules), f"{name}: dep {dep} holds no module it runs"
+
+
+def test_the_closure_follows_function_level_and_relative_imports():
+    generate = closure(f"{PKG}.stages.generate")
+    assert "src/safurai_csharp/hashing.py" in generate  # `from ..hashing import path_digest` inside a function
+    assert "src/safurai_csharp/engines/vllm_engine.py" in generate  # via engines/__init__.py
+    assert "src/safurai_csharp/synth/steps.py" in generate
+    assert "src/safurai_csharp/config.py" in generate and "src/safurai_csharp/engines/base.py" in generate
+    split = closure(f"{PKG}.stages.split")
+    assert "src/safurai_csharp/benchmark/translate.py" in split
+    assert "src/safurai_csharp/benchmark/build.py" not in split  # a sibling re-exported by benchmark/__init__
