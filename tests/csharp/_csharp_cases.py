@@ -109,4 +109,12 @@ CASES: dict[str, tuple[str, set]] = {
     "write_root_dir": (blocked('File.WriteAllText("/pwned", "x");'), {P}),
     "write_job_dir": (blocked('File.WriteAllText("/job/pwned", "x");'), {P}),
     "write_tmp_allowed": ('        File.WriteAllText("/tmp/ok", "x");\n        return a + b;\n', {P}),
+    # /dev is bwrap's tmpfs (as big as the host's RAM): read-only but for a /dev/shm as small as /tmp
+    "write_dev": (blocked('File.WriteAllText("/dev/pwned", "x");'), {P}),
+    "dev_shm_bounded": (blocked(
+        'var m = new byte[1 << 20]; using (var f = File.OpenWrite("/dev/shm/big")) '
+        '{ for (int i = 0; i < 40; i++) f.Write(m, 0, m.Length); }'), {P}),
+    # Status names: killing itself is no time limit; a process-spawn loop hits the task limit.
+    "kill_self": ("        System.Diagnostics.Process.GetCurrentProcess().Kill();\n        return a + b;\n", {EXC}),
+    "spawn_loop": ("        while (true) { System.Diagnostics.Process.Start(\"/bin/sh\", \"-c 'sleep 100'\"); }\n", {RL}),
 }

@@ -51,7 +51,10 @@ RESOURCE_EXCEPTIONS = {
     "System.Threading.ThreadStartException",
     "System.ExecutionEngineException",  # mono's answer when it cannot start a thread
 }
-_ERR_LINE = re.compile(r"/job/p(\d+)\.cs\(\d+,\d+\): error")
+# Indexes are bounded (a `#line` directive can name any file): a longer number is no file of ours.
+# A process the sandbox's RLIMIT_NPROC / RLIMIT_AS refused (mono reports fork's ENOMEM / EAGAIN so).
+_SPAWN_REFUSED = re.compile(r"System\.ComponentModel\.Win32Exception: (Out of memory|Resource temporarily unavailable)")
+_ERR_LINE = re.compile(r"/job/p(\d{1,9})\.cs\(\d+,\d+\): error")
 _STARTUP_SLACK_S = 5.0
 _ENDS_PROCESS = re.compile(r"\bEnvironment\s*\.\s*(?:Exit|FailFast)\b|\.\s*Kill\s*\(")
 _BATCH_TIMEOUT_S = 1.0
@@ -83,7 +86,9 @@ def _b64(s: str) -> str:
 
 def _verdicts(stdout: bytes, nonce: str) -> dict[int, list[tuple[str, bool, str]]]:
     """idx -> verdict lines (status, dirty, payload); forged lines lack the nonce."""
-    pat = re.compile(rb"@@" + nonce.encode() + rb" (-?\d+) ([A-Z]+) ([01]) (\S*)\n")
+    # Every field is bounded and typed by the pattern: whatever a program writes, parsing a
+    # line can never fail (a 5,000-digit index or a non-hex token is no verdict line at all).
+    pat = re.compile(rb"@@" + nonce.encode() + rb" (-?\d{1,9}) ([A-Z]{1,16}) ([01]) ([0-9A-Za-z+/=,-]{0,65536})\n")
     found: dict[int, list[tuple[str, bool, str]]] = {}
     for m in pat.finditer(stdout):
         found.setdefault(int(m.group(1)), []).append(
@@ -100,7 +105,10 @@ def _from_verdict(lines: list[tuple[str, bool, str]], tokens: frozenset[int]) ->
             return Result(st, f"unhandled {kind}")
     status, _dirty, payload = lines[0]
     if status == "PASS":
-        seen = set() if payload == "-" else {int(t, 16) for t in payload.split(",") if t}
+        try:
+            seen = set() if payload == "-" else {int(t, 16) for t in payload.split(",") if t}
+        except ValueError:
+            return Result(Status.NO_VERDICT, "malformed verdict")
         missing = tokens - seen
         if missing or seen - tokens:
             return Result(Status.NO_VERDICT, f"{len(missing)} of {len(tokens)} assertions did not run")
@@ -110,7 +118,7 @@ def _from_verdict(lines: list[tuple[str, bool, str]], tokens: frozenset[int]) ->
     if status == "EXC":
         text = _b64(payload)
         kind = text.split(":", 1)[0]
-        st = Status.RESOURCE_LIMIT if kind in RESOURCE_EXCEPTIONS else Status.EXCEPTION
+        st = Status.RESOURCE_LIMIT if kind in RESOURCE_EXCEPTIONS or _SPAWN_REFUSED.match(text) else Status.EXCEPTION
         return Result(st, text[:_DETAIL_MAX])
     if status == "TIMEOUT":
         return Result(Status.TIMEOUT, "wall time limit")
@@ -129,10 +137,12 @@ def _classify_alone(out: Outcome, nonce: str, tokens: frozenset[int]) -> Result:
         return _from_verdict(lines, tokens)
     err = out.stderr_tail.decode("utf-8", "replace")
     tail = err[-_DETAIL_MAX:]
-    if out.timed_out or out.signal == 24:  # SIGXCPU: CPU-time limit
+    if out.timed_out or out.signal == 24:  # SIGXCPU: RLIMIT_CPU (mono dies of it)
         return Result(Status.TIMEOUT, "time limit")
-    if out.signal == 9:  # not ours (we'd have set timed_out): RLIMIT_CPU hard limit
-        return Result(Status.TIMEOUT, "cpu limit")
+    if out.signal == 9:
+        # Not our wall clock (that sets timed_out) and not the CPU limit (SIGXCPU comes first and
+        # ends mono): the program killed itself (Process.Kill) or the kernel's OOM killer did.
+        return Result(Status.EXCEPTION, "killed by SIGKILL")
     low = err.lower()
     if "out of memory" in low or "outofmemory" in low or "cannot allocate" in low:
         return Result(Status.RESOURCE_LIMIT, tail)
@@ -178,7 +188,7 @@ class _Worker:
 
 
 def _write(path: Path, text: str) -> None:
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o644)  # readable by the sandbox uids whatever our umask
 
 
@@ -213,8 +223,16 @@ class Executor:
 
     # -- public -------------------------------------------------------------------
     def run(self, programs: list[Program]) -> list[Result]:
-        units = [_prepare(i, p) for i, p in enumerate(programs)]
-        results: list[Result | None] = [None] * len(units)
+        results: list[Result | None] = [None] * len(programs)
+        units = []
+        for i, p in enumerate(programs):
+            unit = _prepare(i, p)
+            try:
+                unit.source.encode("utf-8")
+            except UnicodeEncodeError as e:  # e.g. a lone surrogate from a JSON "\ud800" escape
+                results[i] = Result(Status.ENCODING_ERROR, f"not valid Unicode at character {e.start}")
+                continue
+            units.append(unit)
         if self.batch:
             # Big chunks amortise the runner and the batch compiles, but every worker
             # should get one: a chunk is at most batch_size, at most 1/workers of it all.
@@ -406,6 +424,12 @@ class Executor:
             jobs = [f"{i} {ns[i]}.Problem {ns[i]}.SafuraiSentinel" for i in pending]
             out = self._run_exe(wk.run_sb, job, exe, jobs, nonce, batch=True)
             verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
+            if any(line[0] == "FOREIGN" for line in verdicts.get(-1, [])):
+                # A program declared types outside its wrapper namespace (harness_cs.OnlyOwnTypes):
+                # they could bind in any neighbour's code, so every program of the chunk runs alone.
+                for i in pending:
+                    results[i] = self._alone(wk, job, by_idx[i])
+                break
             rest: list[int] = []
             for k, i in enumerate(pending):
                 lines = verdicts.get(i)

@@ -191,6 +191,32 @@ namespace SafuraiHarness {
       return n;
     }
 
+    // A batch assembly may hold only the harness's own types and the types of each program's
+    // wrapper namespace. A program that closed its namespace early (an extra `}`) can declare
+    // types anywhere, e.g. `System.Math` or `System.Collections.Generic.List<T>`, and those
+    // would bind in its neighbours' code (CS0436 is silenced): then nobody's verdict is taken
+    // from this batch. Checked before any program code runs.
+    static readonly string[] HarnessTypes = { "StopSignal", "State", "Checker", "Eq", "FailListener", "CapWriter", "Entry" };
+    static bool OnlyOwnTypes(Assembly asm, List<string[]> jobs) {
+      var wrappers = new HashSet<string>();
+      foreach (var job in jobs) {
+        int dot = job[1].LastIndexOf('.');
+        if (dot <= 0) return false;
+        wrappers.Add(job[1].Substring(0, dot));
+      }
+      Type[] types;
+      try { types = asm.GetTypes(); } catch (ReflectionTypeLoadException) { return false; }
+      foreach (var ty in types) {
+        if (ty.DeclaringType != null) continue;  // nested: judged by its outermost type
+        string ns = ty.Namespace ?? "";
+        if (ns == "" && ty.Name.StartsWith("<")) continue;  // compiler-generated (array data, anonymous types)
+        if (ns == "SafuraiHarness" && Array.IndexOf(HarnessTypes, ty.Name) >= 0) continue;
+        int d = ns.IndexOf('.');
+        if (!wrappers.Contains(d < 0 ? ns : ns.Substring(0, d))) return false;
+      }
+      return true;
+    }
+
     static int Threads() {
       try { return Directory.GetDirectories("/proc/self/task").Length; }
       catch (Exception) { return -1; }
@@ -211,6 +237,10 @@ namespace SafuraiHarness {
         Emit(current, "UNHANDLED", true, B64(e.ExceptionObject == null ? "" : e.ExceptionObject.GetType().FullName));
       };
       var asm = typeof(Entry).Assembly;
+      if (jobs.Count > 0 && jobs[0][2] != "-" && !OnlyOwnTypes(asm, jobs)) {
+        Emit(-1, "FOREIGN", false, "-");
+        Environment.Exit(0);
+      }
       InitTrace();
       int baseThreads = Threads();
       foreach (var job in jobs) {

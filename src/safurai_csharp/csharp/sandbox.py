@@ -137,7 +137,10 @@ class Sandbox:
             argv += ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
         argv += ["bwrap", "--unshare-all", "--clearenv", "--die-with-parent", "--new-session"]
         argv += _ro_system_binds()
-        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(fsize), "--tmpfs", "/tmp"]
+        # bwrap's /dev is a tmpfs as big as the host's RAM, and /dev/shm in it is writable:
+        # bound /dev/shm like /tmp and make the rest of /dev read-only (device nodes still work).
+        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(fsize), "--tmpfs", "/dev/shm",
+                 "--remount-ro", "/dev", "--size", str(fsize), "--tmpfs", "/tmp"]
         argv += ["--bind" if job_writable else "--ro-bind", str(job_dir), "/job"]
         for src, dst in ro_files:
             argv += ["--ro-bind", src, dst]

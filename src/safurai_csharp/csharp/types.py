@@ -14,6 +14,7 @@ class Status(str, Enum):
     TIMEOUT = "timeout"
     RESOURCE_LIMIT = "resource_limit"
     NO_VERDICT = "no_verdict"  # exited/crashed without proof that every assertion ran
+    ENCODING_ERROR = "encoding_error"  # the text is not valid Unicode (a lone surrogate): never compiled
 
 
 @dataclass(frozen=True)

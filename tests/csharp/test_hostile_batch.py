@@ -1,0 +1,67 @@
+"""Hostile programs against the verdicts themselves (issue #13): one program must not change a
+neighbour's verdict in a batch, nor abort the whole run; every case in both test modes and
+both scheduling paths (batch and alone), with the batch verdicts equal to the alone ones."""
+
+import pytest
+
+from safurai_csharp.csharp import Executor, Limits, Program, Status
+
+from _csharp_cases import PROMPT, TESTS, needs_toolchain
+
+pytestmark = needs_toolchain
+LIMITS = Limits(timeout_s=3, cpu_s=6, memory_mb=512, max_output_bytes=1 << 16)
+
+# Wrong answers (Max(1, 2) = 2, not 3) that pass only if `Math.Max` means something else.
+WRONG_MAX = "        return Math.Max(a, b);\n"
+WRONG_LIST = "        var l = new List<long> { a, b }; return l.Count == 2 ? l[0] * l[1] : 0;\n"
+# Closes its wrapper namespace with an extra `}` and declares global types after it, which
+# a shared batch assembly would bind in every neighbour's code (CS0436 is silenced).
+ESCAPE = (
+    "        return a + b;\n    }\n}\n}\n"
+    "namespace System { public static class Math { public static long Max(long x, long y) { return x + y; } } }\n"
+    "namespace System.Collections.Generic { public class List<T> : System.Collections.ObjectModel.Collection<T> {\n"
+    "    public new int Count { get { return 2; } } public new T this[int i] { get { return default(T); } set { } } } }\n"
+    "namespace Evil {\nusing System.Diagnostics;\nclass Problem {\n    static long Add(long a, long b) { return a + b; }\n    static void Unused() {\n"
+)
+# Abort attempts: a `#line` directive naming a file with a 5,000-digit index plus a compile
+# error; forged verdict lines (nonce read by reflection) with a non-hex token and a huge index.
+LINE_BOMB = "#line 1 \"/job/p" + "9" * 5000 + ".cs\"\n        return a +;\n"
+FORGE_BAD = (
+    "        var f = Type.GetType(\"SafuraiHarness.Entry\") ?? typeof(Problem).Assembly.GetType(\"SafuraiHarness.Entry\");\n"
+    "        var n = (string)f.GetField(\"nonce\", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static).GetValue(null);\n"
+    "        var o = Console.OpenStandardOutput();\n"
+    "        var buf = Encoding.ASCII.GetBytes(\"@@\" + n + \" 0 PASS 0 zz,qq\\n@@\" + n + \" \" + new string('7', 5000) + \" PASS 0 -\\n\");\n"
+    "        o.Write(buf, 0, buf.Length); o.Flush();\n        return a - buf.Length;\n"
+)
+SURROGATE = "        return a + b; // \ud800\n"
+CORRECT = "        return a + b;\n"
+
+
+def run_both(completions, mode):
+    programs = [Program(PROMPT, c, TESTS, mode=mode) for c in completions]
+    alone = Executor(LIMITS, workers=2, batch=False).run(programs)
+    batched = Executor(LIMITS, workers=2, batch=True, batch_size=16).run(programs)
+    return alone, batched
+
+
+@pytest.mark.parametrize("mode", ["official", "corrected"])
+def test_an_escaped_namespace_changes_no_neighbour(mode):
+    completions = [WRONG_MAX, CORRECT, ESCAPE, WRONG_MAX, WRONG_LIST, CORRECT]
+    alone, batched = run_both(completions, mode)
+    assert [r.status for r in batched] == [r.status for r in alone]
+    for i in (0, 3, 4):
+        assert alone[i].status is Status.ASSERTION_FAILED, (i, alone[i])
+    assert alone[1].passed and alone[5].passed
+    assert not alone[2].passed  # alone, the extra `}` does not compile
+
+
+@pytest.mark.parametrize("mode", ["official", "corrected"])
+def test_no_completion_aborts_the_run(mode):
+    completions = [CORRECT, LINE_BOMB, FORGE_BAD, SURROGATE, WRONG_MAX, CORRECT]
+    alone, batched = run_both(completions, mode)
+    assert [r.status for r in batched] == [r.status for r in alone]
+    assert alone[0].passed and alone[5].passed
+    assert alone[1].status is Status.COMPILE_ERROR
+    assert alone[2].status is Status.NO_VERDICT  # forged lines are never a pass, never a crash
+    assert alone[3].status is Status.ENCODING_ERROR and "Unicode" in alone[3].detail
+    assert alone[4].status is Status.ASSERTION_FAILED
