@@ -75,3 +75,52 @@ def test_missing_toolchain_is_a_clear_error(bench, tmp_path):
     assert proc.returncode == 2
     assert "apt-get install" in proc.stderr and "mono" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["out_is_completions", "out_is_benchmark", "out_is_dir", "empty", "not_utf8",
+                                  "workers_0", "timeout_0", "timeout_nan", "row_without_tests"])
+def test_bad_arguments_are_one_line_and_touch_nothing(bench, tmp_path, case):
+    comps = tmp_path / "c.jsonl"
+    write_jsonl(comps, [{"name": "HumanEval_0_has_close_elements", "completions": [CLOSE]}])
+    bench_copy = tmp_path / "b.jsonl"
+    bench_copy.write_bytes(Path(bench).read_bytes())
+    out, extra = tmp_path / "r.jsonl", []
+    if case == "out_is_completions":
+        out = comps
+    elif case == "out_is_benchmark":
+        out = bench_copy
+    elif case == "out_is_dir":
+        out = tmp_path / "d"
+        out.mkdir()
+    elif case == "empty":
+        comps.write_text("")
+    elif case == "not_utf8":
+        comps.write_bytes(b'{"name": "HumanEval_0_has_close_elements", "completions": ["\xff\xfe"]}\n')
+    elif case == "workers_0":
+        extra = ["--workers", "0"]
+    elif case == "timeout_0":
+        extra = ["--timeout-s", "0"]
+    elif case == "timeout_nan":
+        extra = ["--timeout-s", "nan"]
+    elif case == "row_without_tests":
+        rows = [json.loads(line) for line in bench_copy.read_text().splitlines()]
+        del rows[0]["tests"]
+        write_jsonl(bench_copy, rows)
+    before = {p: p.read_bytes() for p in (comps, bench_copy)}
+    proc = cli("--benchmark", bench_copy, "--completions", comps, "--out", out, *extra)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    # one plain error line (argparse puts its usage above its own)
+    assert "Traceback" not in proc.stderr and "error: " in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert {p: p.read_bytes() for p in (comps, bench_copy)} == before  # inputs untouched
+    assert case == "out_is_dir" or case.startswith("out_is") or not out.exists()
+
+
+def test_a_completion_with_a_lone_surrogate_is_a_failed_program(bench, tmp_path):
+    comps = tmp_path / "c.jsonl"
+    comps.write_text('{"name": "HumanEval_0_has_close_elements", "completions": ["        return true; // \\ud800\\n", '
+                     + json.dumps(CLOSE) + ']}\n')
+    out = tmp_path / "r.jsonl"
+    proc = cli("--benchmark", bench, "--completions", comps, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [r["status"] for r in results] == ["encoding_error", "pass"]

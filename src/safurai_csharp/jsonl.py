@@ -19,14 +19,18 @@ class JsonlError(UserError, ValueError):
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise JsonlError(f"{path}:{lineno}: not UTF-8 (byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise JsonlError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise JsonlError(f"{path}:{lineno}: malformed JSON ({getattr(exc, 'msg', 'nested too deep')})") from None
             if not isinstance(row, dict):
                 raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
@@ -47,8 +51,17 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def _line(row: dict[str, Any]) -> str:
+    text = json.dumps(row, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (model output can hold one): \\ud800 escapes are valid JSON
+        text = json.dumps(row, ensure_ascii=True)
+    return text + "\n"
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(path, "".join(_line(r) for r in rows))
 
 
 def write_json(path: str | Path, obj: Any) -> None:
