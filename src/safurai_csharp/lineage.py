@@ -20,6 +20,7 @@ import argparse
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -66,6 +67,27 @@ def consumers(client: Any, experiment_ids: list[str], digest: str, limit: int = 
     """Finished runs that read `digest`, latest first."""
     _checked(digest)
     return _search(client, experiment_ids, f"tags.`lineage.inputs` LIKE '%{digest}%'", limit)
+
+
+# DVC's side of the lineage: what dvc.lock says about the stage that wrote a path (merge tags
+# the registered model with it).
+def dvc_lock_tags(adapter_dir: str | Path, lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """What DVC recorded about the stage that produced the adapter: its name, the adapter's
+    md5 and the md5 of its data dependencies (the training data's DVC hash)."""
+    import yaml
+
+    if not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
+    for name, stage in stages.items():
+        outs = {Path(o.get("path", "")): o for o in stage.get("outs") or []}
+        if Path(adapter_dir) in outs:
+            tags = {"dvc.adapter_stage": name, "dvc.adapter.md5": str(outs[Path(adapter_dir)].get("md5"))}
+            for dep in stage.get("deps") or []:
+                if dep.get("md5") and not dep["path"].startswith("src"):
+                    tags[f"dvc.dep.{dep['path']}.md5"] = str(dep["md5"])
+            return tags
+    return {}
 
 
 def _node(run: Any, via: str | None = None) -> RunNode:

@@ -12,7 +12,8 @@ import yaml
 from safurai_csharp.config import MergeParams, ParamsError, load_params
 from safurai_csharp.fidelity import FIDELITY_PROMPTS, compare, prompt_logits
 from safurai_csharp.stages import merge as stage
-from safurai_csharp.stages.merge import Quantization
+from safurai_csharp.training import record as training_record
+from safurai_csharp.training.record import Quantization, RecordError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXACT = Quantization(dtype="float32", compute_dtype="float32")  # no bf16 rounding anywhere
@@ -100,7 +101,7 @@ def test_nf4_round_trip_is_what_bitsandbytes_computes_with(base):
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True))
         quantized = {n: m for n, m in four.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
         plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        assert sorted(quantized) == sorted(stage.quantized_linear_names(plain, []))
+        assert sorted(quantized) == sorted(stage.quantized_linear_names(plain))
         for name, module in quantized.items():
             theirs = F.dequantize_4bit(module.weight.data, module.weight.quant_state)
             ours = stage.nf4_round_trip(weights[f"{name}.weight"], q)
@@ -144,6 +145,20 @@ def test_dequantize_targets_only_vs_all(base, tmp_path):
     assert targets["fidelity"]["max_abs_logits_diff"] > 100 * everything["fidelity"]["max_abs_logits_diff"]
 
 
+def write_record(adapter_dir: Path, base: Path, **quantization) -> dict:
+    """The record sft_qlora writes (training/record.py), as JSON, into a copy of the adapter."""
+    from safurai_csharp.hashing import path_digest
+
+    record = {"base_model": {"dir": "models/base", "sha256": path_digest(base)},
+              "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "blocksize": 64,
+                               "dtype": "float32", "compute_dtype": "float32", "quant_storage": "uint8", **quantization},
+              "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": "all-linear"},
+              "data": {"train": {"sha256": "ab" * 32, "rows": 10}}, "steps": 3, "seed": 42,
+              "libraries": {"peft": "0"}}
+    (adapter_dir / training_record.FILE).write_text(json.dumps(record))
+    return record
+
+
 def test_sft_qlora_training_record_overrides_params(base, adapter, tmp_path):
     import shutil
 
@@ -151,41 +166,55 @@ def test_sft_qlora_training_record_overrides_params(base, adapter, tmp_path):
 
     rec_dir = tmp_path / "adapter"
     shutil.copytree(adapter, rec_dir)
-    record = {"base_model": {"dir": "models/base", "sha256": path_digest(base)},  # what sft_qlora writes
-              "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "blocksize": 64,
-                               "dtype": "float32", "compute_dtype": "float32", "quant_storage": "uint8"},
-              "data": {"train": {"sha256": "ab" * 32, "rows": 10}}, "steps": 3, "seed": 42}
-    (rec_dir / stage.RECORD).write_text(json.dumps(record))
+    write_record(rec_dir, base)
     wrong = Quantization(double_quant=False)  # params say otherwise: the record wins
-    q, source, skip = stage.quantization_settings(rec_dir, wrong)
-    assert source == str(rec_dir / stage.RECORD) and skip == [] and q == EXACT
+    assert training_record.read(rec_dir).quantization == EXACT
     metrics = stage.merge(cfg(base, rec_dir), tmp_path / "m", wrong, base_sha256=path_digest(base))
-    assert metrics["quantization"]["source"].endswith(stage.RECORD) and metrics["quantization"]["double_quant"]
+    assert metrics["quantization"]["source"] == str(rec_dir / training_record.FILE)
+    assert metrics["quantization"]["double_quant"] and metrics["quantization"]["skip_modules"] == []
+    assert "quant_storage" not in metrics["quantization"]  # merge.json's keys as before the typed record
     assert metrics["fidelity"]["max_abs_logits_diff"] < 1e-4  # exact because the record's float32 settings were used
-    assert stage.record_lineage(rec_dir)["training.data.train.rows"] == "10"
+    tags = training_record.read(rec_dir).lineage_tags(rec_dir / training_record.FILE)
+    assert tags["training.data.train.rows"] == "10" and tags["training.steps"] == "3"
 
     with pytest.raises(ParamsError, match="trained on a base with sha256"):
         stage.merge(cfg(base, rec_dir), tmp_path / "x", wrong, base_sha256="0" * 64)
 
-    record["quantization"]["load_in_4bit"] = False
-    (rec_dir / stage.RECORD).write_text(json.dumps(record))
+    write_record(rec_dir, base, load_in_4bit=False)
     with pytest.raises(ParamsError, match="16-bit base.*into: original"):
         stage.merge(cfg(base, rec_dir), tmp_path / "y")
 
 
-def test_transformers_bnb_dict_is_read_too(adapter, tmp_path):
-    import shutil
+def test_the_training_record_is_one_versioned_contract(base, tmp_path):
+    """Written by training, read by merge: version 1 is the unversioned format of every adapter
+    trained so far (byte-identical round trip); an unknown version or a broken file is refused
+    with its path; other JSON files in the adapter directory are not searched any more."""
+    record = write_record(tmp_path, base)
+    text = (tmp_path / training_record.FILE).read_text()
+    parsed = training_record.read(tmp_path)
+    assert parsed.schema_version == 1 and json.loads(parsed.to_json()) == record == json.loads(text)
+    assert "schema_version" not in parsed.to_json()
+    (tmp_path / "again").mkdir()
+    assert parsed.write(tmp_path / "again").read_text() == parsed.to_json()
+    assert training_record.read(tmp_path / "again") == parsed
 
-    from transformers import BitsAndBytesConfig
+    (tmp_path / training_record.FILE).write_text(json.dumps({**record, "schema_version": 2}))
+    with pytest.raises(RecordError, match="schema_version 2; this code reads version 1"):
+        training_record.read(tmp_path)
+    (tmp_path / training_record.FILE).write_text(json.dumps({**record, "steps": "many"}))
+    with pytest.raises(RecordError, match=f"{training_record.FILE}: not a usable training record"):
+        training_record.read(tmp_path)
 
-    rec_dir = tmp_path / "adapter"
-    shutil.copytree(adapter, rec_dir)
-    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_use_double_quant=False,
-                             bnb_4bit_compute_dtype=torch.float16, llm_int8_skip_modules=["mlp.down_proj"])
-    (rec_dir / "notes.json").write_text(json.dumps({"quantization_config": bnb.to_dict(), "torch_dtype": "float32"}))
-    q, source, skip = stage.quantization_settings(rec_dir, Quantization())
-    assert q == Quantization(quant_type="fp4", double_quant=False, dtype="float32", compute_dtype="float16")
-    assert source.endswith("notes.json") and skip == ["mlp.down_proj"]
+    (tmp_path / training_record.FILE).unlink()
+    (tmp_path / "notes.json").write_text(json.dumps({"quantization_config": {"load_in_4bit": True}}))
+    assert training_record.read(tmp_path) is None  # merge then uses sft_qlora.quantization
+
+
+def test_the_real_pipelines_record_reads_back_byte_identical():
+    adapter = ROOT / "models" / "adapter"
+    if not (adapter / training_record.FILE).is_file():
+        pytest.skip("models/adapter not checked out (dvc pull)")
+    assert training_record.read(adapter).to_json() == (adapter / training_record.FILE).read_text()
 
 
 def test_missing_adapter_names_the_stage(base, tmp_path):

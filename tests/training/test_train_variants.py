@@ -9,7 +9,8 @@ pytest.importorskip("torch")
 
 from conftest import tiny_params, write_sft_data  # noqa: E402
 
-from safurai_csharp.training.trainer import RECORD, train  # noqa: E402
+from safurai_csharp.training.record import FILE as RECORD  # noqa: E402
+from safurai_csharp.training.trainer import train  # noqa: E402
 
 
 def test_16bit_lora_without_packing_or_checkpointing(tmp_path, tiny_qwen):

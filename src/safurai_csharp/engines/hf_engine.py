@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..dtypes import ENGINE_DTYPES
 from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
-
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 def cpu_supports_bf16() -> bool:
@@ -33,8 +32,8 @@ def resolve_dtype(dtype: str, device: str) -> str:
     """`auto`: bf16 where the hardware computes in bf16, else float16 on GPU / float32 on CPU."""
     import torch
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype not in ENGINE_DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(ENGINE_DTYPES)}")
     if dtype != "auto":
         return dtype
     if device == "cuda":

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..dtypes import ENGINE_DTYPES
 from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
-
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 def use_all_cpus() -> dict[str, str]:
@@ -55,8 +54,8 @@ class VLLMEngine:
         ("not supported for single-process usage and may hang"; vllm/entrypoints/llm.py);
         offline data parallelism needs one process per rank. Run several `vllm serve` replicas
         behind a load balancer and use the `openai` engine instead."""
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        if dtype not in ENGINE_DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(ENGINE_DTYPES)}")
         if data_parallel_size != 1:
             raise ValueError(
                 f"vllm engine: data_parallel_size={data_parallel_size} is not supported; vLLM's offline LLM "

@@ -84,7 +84,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
           stage_run(params.mlflow, "sft_qlora", params={"sft_qlora": cfg.model_dump()}, inputs=inputs,
                     outputs={"adapter": cfg.out_dir}) as mlflow):
         result = train(params, report_to=["mlflow"])
-        mlflow.set_tag("input.base_model.sha256", result.record["base_model"]["sha256"])
+        mlflow.set_tag("input.base_model.sha256", result.record.base_model.sha256)
         mlflow.log_params({k: str(v)[:6000] for k, v in result.log_params.items()})
         write_json(cfg.metrics, result.metrics)
         write_json(cfg.loss_plot, result.loss_curve)

@@ -16,36 +16,41 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..atomic import publish_dir, staging_dir
 from ..config import TeacherParams
 
 
 def prepare_teacher(cfg: TeacherParams, base_dir: Path, wheel_dir: Path) -> dict[str, Any]:
+    """Build the teacher directory beside `teacher.model_dir` and publish it there (atomic.py):
+    until the new one is complete, the previous teacher stays in place."""
     out = Path(cfg.model_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    if cfg.source == "base":
-        if not (base_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{base_dir}: no base checkpoint (run the prepare_base stage first)")
-        out.mkdir(parents=True)
-        for f in sorted(p for p in base_dir.rglob("*") if p.is_file()):
-            dest = out / f.relative_to(base_dir)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(f, dest)
-            except OSError:  # another file system, or links not allowed: copy
-                shutil.copy2(f, dest)
-        record = {"kind": "base", "base_dir": str(base_dir)}
-    elif cfg.source == "none":
-        out.mkdir(parents=True)
-        opts = cfg.engine_options
-        record = {"kind": "remote", "engine": cfg.engine, "base_url": opts.base_url or os.environ.get("OPENAI_BASE_URL"),
-                  "served_model": opts.served_model}
-    else:
-        from ..basemodel import prepare_base_model
+    if cfg.source == "base" and not (base_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{base_dir}: no base checkpoint (run the prepare_base stage first)")
+    staged = staging_dir(out)
+    try:
+        if cfg.source == "base":
+            for f in sorted(p for p in base_dir.rglob("*") if p.is_file()):
+                dest = staged / f.relative_to(base_dir)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(f, dest)
+                except OSError:  # another file system, or links not allowed: copy
+                    shutil.copy2(f, dest)
+            record = {"kind": "base", "base_dir": str(base_dir)}
+        elif cfg.source == "none":
+            opts = cfg.engine_options
+            record = {"kind": "remote", "engine": cfg.engine,
+                      "base_url": opts.base_url or os.environ.get("OPENAI_BASE_URL"), "served_model": opts.served_model}
+        else:
+            from ..basemodel import prepare_base_model
 
-        prepare_base_model(cfg.source, out, wheel_dir=wheel_dir, dtype=cfg.dtype, revision=cfg.revision)
-        record = {"kind": "model", "source": cfg.source}
-    (out / "teacher.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            staged.rmdir()  # prepare_base_model publishes the checkpoint there itself
+            prepare_base_model(cfg.source, staged, wheel_dir=wheel_dir, dtype=cfg.dtype, revision=cfg.revision)
+            record = {"kind": "model", "source": cfg.source}
+        (staged / "teacher.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        publish_dir(staged, out)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return record
 
 

@@ -9,16 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import LoraParams, SftQloraParams, SftQuantizationParams
-
-BNB_BLOCKSIZE = 64  # bitsandbytes' 4-bit block size; transformers does not expose another
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,
-            "uint8": torch.uint8}[name]
-
+from ..dtypes import STORAGE_DTYPES, torch_dtype
 
 def bnb_config(q: SftQuantizationParams):
     """transformers BitsAndBytesConfig for 4-bit loading, or None for a 16-bit base."""
@@ -31,15 +22,8 @@ def bnb_config(q: SftQuantizationParams):
         bnb_4bit_quant_type=q.quant_type,
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_compute_dtype=torch_dtype(q.compute_dtype),
-        bnb_4bit_quant_storage=torch_dtype(q.quant_storage or "uint8"),
+        bnb_4bit_quant_storage=torch_dtype(q.quant_storage or "uint8", STORAGE_DTYPES),
     )
-
-
-def quantization_record(q: SftQuantizationParams) -> dict[str, Any]:
-    """What merge needs to rebuild the weights the adapter was trained against."""
-    return {"load_in_4bit": q.enabled, "quant_type": q.quant_type, "double_quant": q.double_quant,
-            "blocksize": BNB_BLOCKSIZE, "dtype": q.compute_dtype, "compute_dtype": q.compute_dtype,
-            "quant_storage": q.quant_storage or "uint8"}
 
 
 def lora_config(lora: LoraParams):

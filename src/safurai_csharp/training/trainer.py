@@ -9,7 +9,6 @@ prompt (and, with packing, every other example's prompt) is masked with -100; pa
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import shutil
@@ -18,22 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import publish_dir
 from ..config import Params, SftQloraParams
-from ..jsonl import write_atomic
 from . import launch
 from .data import load_splits, render_rows, to_dataset
-from .model import load_model, load_tokenizer, lora_config, quantization_record
+from .model import load_model, load_tokenizer, lora_config
+from .record import Quantization, TrainingRecord
 from .resume import checkpoint_dir, last_checkpoint, run_key
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
-RECORD = "training_record.json"  # in the adapter directory: how it was trained (merge reads it)
 
 
 @dataclass
 class TrainResult:
     metrics: dict[str, Any]
     loss_curve: list[dict[str, float]]
-    record: dict[str, Any]
+    record: TrainingRecord
     log_params: dict[str, Any] = field(default_factory=dict)
     checkpoint_dir: str = ""
 
@@ -76,7 +75,7 @@ def _last(log_history: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     return next((e for e in reversed(log_history) if key in e), None)
 
 
-def _save_adapter(trainer, out_dir: Path, record: dict[str, Any]) -> None:
+def _save_adapter(trainer, out_dir: Path, record: TrainingRecord) -> None:
     """Every process calls it (FSDP/DeepSpeed gather the weights); process 0 writes, atomically."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if trainer.args.should_save and tmp.exists():
@@ -85,10 +84,8 @@ def _save_adapter(trainer, out_dir: Path, record: dict[str, Any]) -> None:
     trainer.save_model(str(tmp))
     if trainer.args.should_save:
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of local paths; the record says it all
-        write_atomic(tmp / RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        record.write(tmp)  # training/record.py: what merge reads
+        publish_dir(tmp, out_dir)
     trainer.accelerator.wait_for_everyone()
 
 
@@ -192,13 +189,13 @@ def train(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, repo
         "load_seconds": round(load_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
         "peak_rss_mb": peak_rss_mb(), "trainable_params": int(n_trainable), "processes": launch.world_size(),
     }
-    quant = quantization_record(cfg.quantization)
-    record = {
-        "base_model": {"dir": cfg.model_dir, "sha256": prep.model_digest}, "quantization": quant,
-        "lora": cfg.lora.model_dump(),
-        "data": {n: {"sha256": s.sha256, "rows": len(s.rows)} for n, s in splits.items()},
-        "steps": metrics["steps"], "seed": cfg.seed, "libraries": prep.key["libraries"],
-    }
+    quant = Quantization.from_params(cfg.quantization).model_dump()
+    record = TrainingRecord(
+        base_model={"dir": cfg.model_dir, "sha256": prep.model_digest}, quantization=quant,
+        lora=cfg.lora.model_dump(),
+        data={n: {"sha256": s.sha256, "rows": len(s.rows)} for n, s in splits.items()},
+        steps=metrics["steps"], seed=cfg.seed, libraries=prep.key["libraries"],
+    )
     _save_adapter(trainer, Path(cfg.out_dir), record)
     weight_sum = sum(float(p.detach().double().sum()) for p in trainer.model.parameters() if p.requires_grad)
     # one line per process: in DDP every process must end with the same weights
