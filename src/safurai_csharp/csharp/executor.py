@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .harness_cs import HARNESS_SOURCE
 from .modes import apply_mode, instrument
+from .split import STUB_BODY, SolverRun, Split, checker_payload, combine, split
 from .compile_server import MCS_EXE, SERVER_IN_SANDBOX, CompileServer, Reply, server_exe
 from .sandbox import Outcome, Sandbox
 from .uids import allocate_uids
@@ -68,13 +69,27 @@ _DETAIL_MAX = 300
 @dataclass
 class _Unit:
     index: int
-    source: str  # prompt + completion + "\n" + instrumented tests
+    source: str  # prompt + completion + "\n" + instrumented tests (a split: the solver's Main instead)
     tokens: frozenset[int]
+    program: Program | None = None
+    tests: str = ""  # in the program's mode
+    split: Split | None = None
 
 
-def _prepare(index: int, program: Program) -> _Unit:
-    tests, tokens = instrument(apply_mode(program.tests, program.mode))
-    return _Unit(index, program.prompt + program.completion + "\n" + tests, frozenset(tokens))
+def _prepare(index: int, program: Program, splits: dict) -> _Unit:
+    tests = apply_mode(program.tests, program.mode)
+    key = (program.prompt, tests)
+    if key not in splits:
+        splits[key] = split(program.prompt, tests)
+    sp = splits[key]
+    if sp is not None:  # split.py: the completion runs without the tests, the tests without it
+        return _Unit(index, program.prompt + program.completion + "\n" + sp.solver_tests, frozenset(), program, tests, sp)
+    return _whole(index, program, tests)
+
+
+def _whole(index: int, program: Program, tests: str) -> _Unit:
+    instrumented, tokens = instrument(tests)
+    return _Unit(index, program.prompt + program.completion + "\n" + instrumented, frozenset(tokens), program, tests)
 
 
 def _b64(s: str) -> str:
@@ -84,16 +99,37 @@ def _b64(s: str) -> str:
         return ""
 
 
+def _stream(stdout: bytes, nonce: str) -> list[tuple[int, str, bool, str]]:
+    """Every harness line (idx, status, dirty, payload) in order; forged lines lack the nonce."""
+    pat = re.compile(rb"@@" + nonce.encode() + rb" (-?\d{1,9}) ([A-Z]{1,16}) ([01]) ([0-9A-Za-z+/=,-]{0,16777216})\n")
+    return [(int(m.group(1)), m.group(2).decode(), m.group(3) == b"1", m.group(4).decode("ascii"))
+            for m in pat.finditer(stdout)]
+
+
+def _site_values(stream: list[tuple[int, str, bool, str]], order: list[int]) -> dict[int, list[tuple[int, int, str]]]:
+    """idx -> the (site, flags, value b64) lines a split solver reported, taking a program's
+    lines only between its predecessor's verdict and its own, in the order the runner ran them."""
+    values: dict[int, list[tuple[int, int, str]]] = {}
+    pos = 0
+    for idx, status, _dirty, payload in stream:
+        if pos >= len(order):
+            break
+        if status == "V":
+            if idx == order[pos]:
+                k, flags, value = (payload.split(",") + ["", "", ""])[:3]
+                if k.isdigit() and flags.isdigit() and len(k) < 7:
+                    values.setdefault(idx, []).append((int(k), int(flags), value))
+        elif idx == order[pos]:
+            pos += 1
+    return values
+
+
 def _verdicts(stdout: bytes, nonce: str) -> dict[int, list[tuple[str, bool, str]]]:
     """idx -> verdict lines (status, dirty, payload); forged lines lack the nonce."""
-    # Every field is bounded and typed by the pattern: whatever a program writes, parsing a
-    # line can never fail (a 5,000-digit index or a non-hex token is no verdict line at all).
-    pat = re.compile(rb"@@" + nonce.encode() + rb" (-?\d{1,9}) ([A-Z]{1,16}) ([01]) ([0-9A-Za-z+/=,-]{0,65536})\n")
     found: dict[int, list[tuple[str, bool, str]]] = {}
-    for m in pat.finditer(stdout):
-        found.setdefault(int(m.group(1)), []).append(
-            (m.group(2).decode(), m.group(3) == b"1", m.group(4).decode("ascii", "replace"))
-        )
+    for idx, status, dirty, payload in _stream(stdout, nonce):
+        if status != "V":  # a split solver's values: _site_values
+            found.setdefault(idx, []).append((status, dirty, payload))
     return found
 
 
@@ -224,9 +260,10 @@ class Executor:
     # -- public -------------------------------------------------------------------
     def run(self, programs: list[Program]) -> list[Result]:
         results: list[Result | None] = [None] * len(programs)
-        units = []
+        units, splits = [], {}
+        self._runs: dict[int, SolverRun] = {}  # split solvers' runs, by program index
         for i, p in enumerate(programs):
-            unit = _prepare(i, p)
+            unit = _prepare(i, p, splits)
             try:
                 unit.source.encode("utf-8")
             except UnicodeEncodeError as e:  # e.g. a lone surrogate from a JSON "\ud800" escape
@@ -268,6 +305,13 @@ class Executor:
             try:
                 with ThreadPoolExecutor(self.workers) as pool:
                     for chunk_results in pool.map(lambda t: self._with_worker(fn, t, idle), tasks):
+                        for idx, res in chunk_results.items():
+                            results[idx] = res
+                    # Second phase: the checkers of the split programs, on what their solvers returned.
+                    checks = [u for u in units if u.split is not None and results[u.index].status is not Status.COMPILE_ERROR]
+                    size = min(self.batch_size, max(1, -(-len(checks) // self.workers)))
+                    chunks = [(checks[i : i + size], results) for i in range(0, len(checks), size)]
+                    for chunk_results in pool.map(lambda t: self._with_worker(self._run_checkers, t, idle), chunks):
                         for idx, res in chunk_results.items():
                             results[idx] = res
             finally:
@@ -386,7 +430,13 @@ class Executor:
             return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:_DETAIL_MAX] or comp.text[-_DETAIL_MAX:])
         nonce = secrets.token_hex(16)
         out = self._run_exe(wk.run_sb, job, exe, ["0 Problem -"], nonce, batch=False)
-        return _classify_alone(out, nonce, u.tokens)
+        result = _classify_alone(out, nonce, u.tokens)
+        if u.split is not None:
+            stream = [] if out.output_capped else _stream(out.stdout, nonce)
+            finals = [line[1] for line in stream if line[0] == 0 and line[1] != "V"]
+            self._runs[u.index] = SolverRun(finals[0] if finals else None,
+                                            tuple(_site_values(stream, [0]).get(0, ())))
+        return result
 
     # -- batches ------------------------------------------------------------------------
     def _run_chunk(self, wk: _Worker, job: Path, units: list[_Unit]) -> dict[int, Result]:
@@ -424,6 +474,7 @@ class Executor:
             jobs = [f"{i} {ns[i]}.Problem {ns[i]}.SafuraiSentinel" for i in pending]
             out = self._run_exe(wk.run_sb, job, exe, jobs, nonce, batch=True)
             verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
+            values = {} if out.output_capped else _site_values(_stream(out.stdout, nonce), pending)
             if any(line[0] == "FOREIGN" for line in verdicts.get(-1, [])):
                 # A program declared types outside its wrapper namespace (harness_cs.OnlyOwnTypes):
                 # they could bind in any neighbour's code, so every program of the chunk runs alone.
@@ -447,13 +498,85 @@ class Executor:
                     and lines[0][0] in ("PASS", "AFAIL", "EXC")
                     and res.status in _BATCH_CLEAN
                 )
+                run = None
+                if clean and by_idx[i].split is not None:
+                    run = SolverRun(lines[0][0], tuple(values.get(i, ())))
+                    clean = run.ordered() is not None
                 if clean:
                     res.batched = True
                     results[i] = res
+                    if run is not None:
+                        self._runs[i] = run
                 else:
                     results[i] = self._alone(wk, job, by_idx[i])
-                    if lines[-1][1]:  # dirty: the runner stopped after this program
+                    # dirty: the runner stopped after this program; more than one verdict line:
+                    # it wrote lines of its own, so no later line of this runner is taken
+                    if lines[-1][1] or len(lines) > 1:
                         rest = pending[k + 1 :]
                         break
+            pending = rest
+        return results
+
+    # -- split programs: the checkers ----------------------------------------------------
+    def _run_checkers(self, wk: _Worker, job: Path, task) -> dict[int, Result]:
+        """Each split program's tests, without its completion, on its solver's values: one
+        checker per distinct problem and mode, compiled once, run once per program."""
+        units, phase1 = task
+        results: dict[int, Result] = {}
+        salt = secrets.token_hex(6)
+        sources: dict[tuple[str, str], int] = {}
+        tokens: dict[int, frozenset[int]] = {}
+        jobs: list[tuple[_Unit, int, str]] = []
+        for u in units:
+            run = self._runs.get(u.index, SolverRun(None, ()))
+            payload = checker_payload(run, u.split.sites)
+            if payload is None:
+                results[u.index] = Result(Status.NO_VERDICT, "unreadable values", phase1[u.index].batched)
+                continue
+            key = (u.program.prompt, u.tests)
+            if key not in sources:
+                n = sources[key] = len(sources)
+                tests, toks = instrument(u.split.checker_tests)
+                tokens[n] = frozenset(toks)
+                body = u.program.prompt + STUB_BODY + "\n" + tests
+                _write(job / f"q{n}.cs", f"namespace C{salt}_{n} {{\n{body}\nclass SafuraiSentinel {{}}\n}}\n")
+            jobs.append((u, sources[key], payload))
+        if not jobs:
+            return results
+        # Tests that do not build without the completion (they call a helper it declares) run
+        # whole, as one program; the rest of the checkers are rebuilt without them.
+        building, attempt = set(range(len(sources))), 0
+        while building:
+            attempt += 1
+            exe = f"checkers{attempt}.exe"
+            comp = self._compile(wk, job, [f"q{n}.cs" for n in sorted(building)], exe)
+            if comp.ok:
+                break
+            blamed = {int(m) for m in re.findall(r"/job/q(\d{1,9})\.cs\(\d+,\d+\): error", comp.text)} & building
+            building -= blamed if blamed and not comp.uncertain else set(building)
+        for u, n, _payload in jobs:
+            if n not in building:
+                results[u.index] = self._alone(wk, job, _whole(u.index, u.program, u.tests))
+        pending = [j for j in jobs if j[1] in building]
+        while pending:
+            nonce = secrets.token_hex(16)
+            lines = [f"{u.index} C{salt}_{n}.Problem C{salt}_{n}.SafuraiSentinel {payload}" for u, n, payload in pending]
+            out = self._run_exe(wk.run_sb, job, exe, lines, nonce, batch=False)
+            verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
+            rest = []
+            for k, (u, n, _payload) in enumerate(pending):
+                got = verdicts.get(u.index)
+                solver, run = phase1[u.index], self._runs.get(u.index, SolverRun(None, ()))
+                if got is None:  # the checker runner stopped (it runs no code of the completion)
+                    results[u.index] = Result(Status.NO_VERDICT, "checker stopped", solver.batched)
+                    rest = pending[k + 1 :]
+                    break
+                status, _dirty, payload = got[0]
+                reached = None
+                if status == "REACHED":
+                    site, _, failed = payload.partition(",")
+                    reached = (int(site), failed == "1")
+                checker = None if status in ("REACHED", "BADVALUE") else _from_verdict(got, tokens[n])
+                results[u.index] = combine(solver, run, u.split.sites, checker, reached)
             pending = rest
         return results

@@ -32,7 +32,186 @@ namespace SafuraiHarness {
     internal static HashSet<long> Seen = new HashSet<long>();
     internal static bool Failed;
     internal static string FailDetail = "";
-    internal static void Reset() { Seen = new HashSet<long>(); Failed = false; FailDetail = ""; }
+    internal static bool Over;          // checker: the solver's output went over the cap by now
+    internal static int Reached = -1;   // checker: the call site where the solver's run ended
+    internal static void Reset() { Seen = new HashSet<long>(); Failed = false; FailDetail = ""; Over = false; Reached = -1; }
+  }
+
+  // Split runs (split.py). In the solver, each call site of the tests is run through Site,
+  // which reports the returned value; the solver holds no assertion and no expected value.
+  public static class Solver {
+    public static void Site<T>(int k, Func<T> call) {
+      T value = call();
+      Entry.EmitSite(k, Codec.Encode(value));
+    }
+  }
+
+  // In the checker (no code of the completion in it), each call site returns the solver's
+  // value for it, rebuilt as the declared type T from the harness's own types.
+  public static class Replay {
+    internal static object[] Values = new object[0];
+    internal static int[] Flags = new int[0];
+    internal static int End = -1;       // the site at which the solver's run ended; -1: it returned
+    public static T Site<T>(int k) {
+      if (k >= 0 && k < Values.Length) {
+        if ((Flags[k] & 1) != 0 && !State.Failed) { State.Failed = true; State.FailDetail = "Debug.Fail in the solution"; }
+        if ((Flags[k] & 2) != 0) State.Over = true;
+        return (T)Codec.To(Values[k], typeof(T));
+      }
+      if (k == End || End >= 0) { State.Reached = k; throw new StopSignal(); }
+      throw new ReplayMismatch("no value for call site " + k);
+    }
+    // payload: "<end> <n>" then per site "<flags> <value tokens>"
+    internal static void Load(string payload) {
+      var tok = payload.Split(' ');
+      int at = 0;
+      End = int.Parse(tok[at++], CultureInfo.InvariantCulture);
+      int n = int.Parse(tok[at++], CultureInfo.InvariantCulture);
+      Values = new object[n]; Flags = new int[n];
+      for (int i = 0; i < n; i++) {
+        Flags[i] = int.Parse(tok[at++], CultureInfo.InvariantCulture);
+        Values[i] = Codec.Parse(tok, ref at, 0);
+      }
+    }
+  }
+
+  public sealed class ReplayMismatch : Exception { public ReplayMismatch(string m) : base(m) { } }
+
+  // A value as space-separated tokens: n | b0 b1 | i<int> | f<float R> | d<double R> | m<decimal>
+  // | c<hex4> | s<len>:<hex4 per UTF-16 unit> | L<n> items | D<n> key value ... | T<n> items | ?<why>
+  static class Codec {
+    const int MaxDepth = 64;
+    internal static string Encode(object v) { var sb = new StringBuilder(); Put(sb, v, 0); return sb.ToString(); }
+    static void Hex(StringBuilder sb, string s) { foreach (char c in s) sb.Append(((int)c).ToString("x4")); }
+    static void Put(StringBuilder sb, object v, int depth) {
+      if (sb.Length > 0) sb.Append(' ');
+      if (depth > MaxDepth) { sb.Append("?deep"); return; }
+      if (v == null) { sb.Append('n'); return; }
+      var ci = CultureInfo.InvariantCulture;
+      if (v is bool) { sb.Append((bool)v ? "b1" : "b0"); return; }
+      if (v is string) { var s = (string)v; sb.Append('s').Append(s.Length).Append(':'); Hex(sb, s); return; }
+      if (v is char) { sb.Append('c').Append(((int)(char)v).ToString("x4")); return; }
+      if (v is float) { sb.Append('f').Append(((float)v).ToString("R", ci)); return; }
+      if (v is double) { sb.Append('d').Append(((double)v).ToString("R", ci)); return; }
+      if (v is decimal) { sb.Append('m').Append(((decimal)v).ToString(ci)); return; }
+      if (v is sbyte || v is byte || v is short || v is ushort || v is int || v is uint || v is long || v is ulong) {
+        sb.Append('i').Append(Convert.ToDecimal(v, ci).ToString(ci)); return;
+      }
+      var t = v.GetType();
+      string full = t.FullName ?? "";
+      if (t.IsGenericType && (full.StartsWith("System.Tuple`") || full.StartsWith("System.ValueTuple`"))) {
+        var items = new List<object>();
+        for (int i = 1; i <= 7; i++) {
+          var p = t.GetProperty("Item" + i);
+          if (p != null) { items.Add(p.GetValue(v, null)); continue; }
+          var f = t.GetField("Item" + i);
+          if (f != null) { items.Add(f.GetValue(v)); continue; }
+          break;
+        }
+        sb.Append('T').Append(items.Count);
+        foreach (var x in items) Put(sb, x, depth + 1);
+        return;
+      }
+      var dict = v as IDictionary;
+      if (dict != null) {
+        var keys = new List<object>(); var vals = new List<object>();
+        foreach (DictionaryEntry e in dict) { keys.Add(e.Key); vals.Add(e.Value); }
+        sb.Append('D').Append(keys.Count);
+        for (int i = 0; i < keys.Count; i++) { Put(sb, keys[i], depth + 1); Put(sb, vals[i], depth + 1); }
+        return;
+      }
+      var seq = v as IEnumerable;
+      if (seq != null) {
+        var items = new List<object>();
+        foreach (var x in seq) { items.Add(x); if (items.Count > 1000000) break; }
+        sb.Append('L').Append(items.Count);
+        foreach (var x in items) Put(sb, x, depth + 1);
+        return;
+      }
+      sb.Append("?type");
+    }
+
+    sealed class Node { public char Kind; public string Text; public object[] Items; }
+
+    internal static object Parse(string[] tok, ref int at, int depth) {
+      if (depth > MaxDepth + 1) throw new ReplayMismatch("too deep");
+      string t = tok[at++];
+      char k = t[0];
+      var node = new Node { Kind = k, Text = t.Substring(1) };
+      if (k == 'L' || k == 'T' || k == 'D') {
+        int n = int.Parse(node.Text, CultureInfo.InvariantCulture);
+        if (n < 0 || n > tok.Length) throw new ReplayMismatch("bad count");
+        node.Items = new object[k == 'D' ? 2 * n : n];
+        for (int i = 0; i < node.Items.Length; i++) node.Items[i] = Parse(tok, ref at, depth + 1);
+      }
+      return node;
+    }
+
+    static string Unhex(string text) {
+      int colon = text.IndexOf(':');
+      int n = int.Parse(text.Substring(0, colon), CultureInfo.InvariantCulture);
+      string hex = text.Substring(colon + 1);
+      if (hex.Length != 4 * n) throw new ReplayMismatch("bad string");
+      var chars = new char[n];
+      for (int i = 0; i < n; i++) chars[i] = (char)int.Parse(hex.Substring(4 * i, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+      return new string(chars);
+    }
+
+    // The claimed value as a real `t` built from the harness's own types, or ReplayMismatch.
+    internal static object To(object o, Type t) {
+      var node = (Node)o;
+      var ci = CultureInfo.InvariantCulture;
+      var under = Nullable.GetUnderlyingType(t);
+      if (node.Kind == 'n') {
+        if (!t.IsValueType || under != null) return null;
+        throw new ReplayMismatch("null for " + t.Name);
+      }
+      if (under != null) return To(o, under);
+      try {
+        if (t == typeof(bool) && node.Kind == 'b') return node.Text == "1";
+        if (t == typeof(string) && node.Kind == 's') return Unhex(node.Text);
+        if (t == typeof(char) && node.Kind == 'c') return (char)int.Parse(node.Text, NumberStyles.HexNumber, ci);
+        if (t == typeof(float) && node.Kind == 'f') return float.Parse(node.Text, NumberStyles.Float, ci);
+        if (t == typeof(double) && node.Kind == 'd') return double.Parse(node.Text, NumberStyles.Float, ci);
+        if (t == typeof(decimal) && node.Kind == 'm') return decimal.Parse(node.Text, NumberStyles.Number, ci);
+        if (node.Kind == 'i' && (t == typeof(long) || t == typeof(int) || t == typeof(short) || t == typeof(byte)
+            || t == typeof(sbyte) || t == typeof(ulong) || t == typeof(uint) || t == typeof(ushort)))
+          return Convert.ChangeType(decimal.Parse(node.Text, NumberStyles.Integer, ci), t, ci);
+      } catch (FormatException) { throw new ReplayMismatch("bad scalar"); }
+      catch (OverflowException) { throw new ReplayMismatch("out of range"); }
+      if (t.IsArray && node.Kind == 'L') {
+        var et = t.GetElementType();
+        var arr = Array.CreateInstance(et, node.Items.Length);
+        for (int i = 0; i < node.Items.Length; i++) arr.SetValue(To(node.Items[i], et), i);
+        return arr;
+      }
+      if (t.IsGenericType) {
+        var def = t.GetGenericTypeDefinition();
+        var args = t.GetGenericArguments();
+        if (def == typeof(List<>) && node.Kind == 'L') {
+          var list = (IList)Activator.CreateInstance(t);
+          foreach (var x in node.Items) list.Add(To(x, args[0]));
+          return list;
+        }
+        if (def == typeof(Dictionary<,>) && node.Kind == 'D') {
+          var d = (IDictionary)Activator.CreateInstance(t);
+          for (int i = 0; i < node.Items.Length; i += 2) {
+            var key = To(node.Items[i], args[0]);
+            if (key == null || d.Contains(key)) throw new ReplayMismatch("bad key");
+            d.Add(key, To(node.Items[i + 1], args[1]));
+          }
+          return d;
+        }
+        string full = def.FullName ?? "";
+        if ((full.StartsWith("System.Tuple`") || full.StartsWith("System.ValueTuple`")) && def.Assembly == typeof(object).Assembly
+            && node.Kind == 'T' && node.Items.Length == args.Length) {
+          var items = new object[args.Length];
+          for (int i = 0; i < args.Length; i++) items[i] = To(node.Items[i], args[i]);
+          return Activator.CreateInstance(t, items);
+        }
+      }
+      throw new ReplayMismatch("a " + node.Kind + " value for " + t.Name);
+    }
   }
 
   public static class Checker {
@@ -132,6 +311,14 @@ namespace SafuraiHarness {
     static TextWriter real;
     static string nonce;
     static int current = -1;
+    static CapWriter curOut, curErr;
+
+    // Solver: the value call site k returned, with what the run has done by then
+    // (flag 1: a Debug.Fail/failed Debug.Assert of the solution; flag 2: output over the cap).
+    internal static void EmitSite(int k, string encoded) {
+      int flags = (State.Failed ? 1 : 0) | ((curOut != null && (curOut.Over || curErr.Over)) ? 2 : 0);
+      Emit(current, "V", false, k + "," + flags + "," + Convert.ToBase64String(Encoding.ASCII.GetBytes(encoded)));
+    }
 
     static void Emit(int idx, string status, bool dirty, string payload) {
       var line = "@@" + nonce + " " + idx + " " + status + " " + (dirty ? "1" : "0") + " " + payload + "\n";
@@ -196,7 +383,7 @@ namespace SafuraiHarness {
     // types anywhere, e.g. `System.Math` or `System.Collections.Generic.List<T>`, and those
     // would bind in its neighbours' code (CS0436 is silenced): then nobody's verdict is taken
     // from this batch. Checked before any program code runs.
-    static readonly string[] HarnessTypes = { "StopSignal", "State", "Checker", "Eq", "FailListener", "CapWriter", "Entry" };
+    static readonly string[] HarnessTypes = { "StopSignal", "State", "Solver", "Replay", "ReplayMismatch", "Codec", "Checker", "Eq", "FailListener", "CapWriter", "Entry" };
     static bool OnlyOwnTypes(Assembly asm, List<string[]> jobs) {
       var wrappers = new HashSet<string>();
       foreach (var job in jobs) {
@@ -262,10 +449,17 @@ namespace SafuraiHarness {
         if (main == null) { Emit(idx, "NOMAIN", false, ""); continue; }
         if (EntryPoints(asm, job[1]) > 1) { Emit(idx, "MULTIMAIN", false, ""); continue; }
         var cout = new CapWriter(outCap); var cerr = new CapWriter(outCap);
+        curOut = cout; curErr = cerr;
         Console.SetOut(cout); Console.SetError(cerr);
         Trace.Listeners.Clear(); Trace.Listeners.Add(new FailListener());
         try { Environment.CurrentDirectory = cwd; } catch (Exception) { }
         State.Reset();
+        Replay.Values = new object[0]; Replay.Flags = new int[0]; Replay.End = -1;
+        if (job.Length > 3 && job[3] != "-") {
+          // checker job: the solver's values (their text comes from the solver: never trusted)
+          try { Replay.Load(Encoding.ASCII.GetString(Convert.FromBase64String(job[3]))); }
+          catch (Exception) { Emit(idx, "BADVALUE", false, "-"); continue; }
+        }
         string exc = null;
         var t = new Thread(() => {
           Thread.CurrentThread.CurrentCulture = CultureInfo.InvariantCulture;
@@ -287,9 +481,10 @@ namespace SafuraiHarness {
         bool dirty = Threads() != baseThreads;
         bool failed; string detail; long[] seen;
         lock (State.Seen) { failed = State.Failed; detail = State.FailDetail; seen = new long[State.Seen.Count]; State.Seen.CopyTo(seen); }
-        if (failed) Emit(idx, "AFAIL", dirty, B64(detail));
+        if (State.Reached >= 0) Emit(idx, "REACHED", dirty, State.Reached + "," + (failed ? 1 : 0));
+        else if (failed) Emit(idx, "AFAIL", dirty, B64(detail));
         else if (exc != null) Emit(idx, "EXC", dirty, B64(exc));
-        else if (cout.Over || cerr.Over) Emit(idx, "OUTCAP", dirty, "");
+        else if (cout.Over || cerr.Over || State.Over) Emit(idx, "OUTCAP", dirty, "");
         else {
           var sb = new StringBuilder();
           foreach (var s in seen) { if (sb.Length > 0) sb.Append(','); sb.Append(s.ToString("x")); }
