@@ -65,3 +65,51 @@ def test_no_completion_aborts_the_run(mode):
     assert alone[2].status is Status.NO_VERDICT  # forged lines are never a pass, never a crash
     assert alone[3].status is Status.ENCODING_ERROR and "Unicode" in alone[3].detail
     assert alone[4].status is Status.ASSERTION_FAILED
+
+
+# Replaces the harness's private writer (reflection) with one that rewrites every later
+# value a solver reports into the right answers of this problem (Add(1, 2) = 3, Add(2, 2) = 4):
+# in a shared runner, every wrong neighbour after it would pass. The batch gate (gate_cs.py)
+# sends it to a process of its own.
+TAMPER = r'''        var entry = typeof(Problem).Assembly.GetType("SafuraiHarness.Entry");
+        var fld = entry.GetField("real", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic);
+        fld.SetValue(null, new Rewriter((System.IO.TextWriter)fld.GetValue(null)));
+        return a + b;
+    }
+    class Rewriter : System.IO.TextWriter {
+        readonly System.IO.TextWriter inner;
+        public Rewriter(System.IO.TextWriter i) { inner = i; }
+        public override Encoding Encoding { get { return inner.Encoding; } }
+        public override void Write(char c) { inner.Write(c); }
+        public override void Write(string s) {
+            var p = s.Split(' ');
+            if (p.Length == 5 && p[2] == "V") {
+                var f = p[4].TrimEnd('\n').Split(',');
+                var v = Convert.ToBase64String(Encoding.ASCII.GetBytes(f[0] == "0" ? "i3" : "i4"));
+                s = p[0] + " " + p[1] + " V " + p[3] + " " + f[0] + "," + f[1] + "," + v + "\n";
+            } else if (p.Length == 5 && p[2] == "AFAIL") {
+                s = p[0] + " " + p[1] + " PASS " + p[3] + " -\n";
+            }
+            inner.Write(s);
+        }
+        public override void Flush() { inner.Flush(); }
+    }
+    static void Unused() {
+'''
+# A finalizer runs on the runner's finalizer thread, whenever the GC gets to it: in a shared
+# runner, during a later program. The gate sends any program with one to its own process.
+FINALIZER = (
+    "        new Bomb(); GC.Collect(); GC.WaitForPendingFinalizers(); return a + b;\n    }\n"
+    "    class Bomb { ~Bomb() { Environment.Exit(0); } }\n    static void Unused() {\n"
+)
+WRONG = "        return a - b;\n"
+
+
+@pytest.mark.parametrize("mode", ["official", "corrected"])
+def test_a_program_that_reaches_the_runner_changes_no_neighbour(mode):
+    completions = [CORRECT, TAMPER, WRONG, WRONG_MAX, CORRECT, FINALIZER, WRONG, CORRECT]
+    alone, batched = run_both(completions, mode)
+    assert [r.status for r in batched] == [r.status for r in alone]
+    assert [r.passed for r in alone] == [True, True, False, False, True, False, False, True]
+    assert batched[0].batched and batched[2].batched  # honest programs still share a runner
+    assert not batched[1].batched and not batched[5].batched  # the gate ran these alone

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .gate_cs import GATE_SOURCE
 from .harness_cs import HARNESS_SOURCE
 from .modes import apply_mode, instrument
 from .split import STUB_BODY, SolverRun, Split, checker_payload, combine, split
@@ -356,15 +357,16 @@ class Executor:
         lim = self.limits
         if not (job / "harness.cs").exists():
             _write(job / "harness.cs", HARNESS_SOURCE)
+            _write(job / "gate.cs", GATE_SOURCE)
         sub = f"/job/{job.name}/"
-        args = MCS_ARGS + MCS_FLAGS + [f"-out:{sub}{exe}", f"{sub}harness.cs"] + [sub + f for f in files]
+        args = MCS_ARGS + MCS_FLAGS + [f"-out:{sub}{exe}", f"{sub}harness.cs", f"{sub}gate.cs"] + [sub + f for f in files]
         reply = self._server_compile(wk, args, min(lim.compile_timeout_s, _SERVER_WAIT_S + 0.5 * len(files)))
         if reply is not None and reply.ok == (job / exe).exists():
             if reply.ok:
                 os.chmod(job / exe, 0o644)
             return _Compiled(reply.ok, reply.text.replace(sub, "/job/"))
         (job / exe).unlink(missing_ok=True)
-        cmd = ["mono", MCS_EXE] + MCS_ARGS + MCS_FLAGS + [f"-out:/job/{exe}", "/job/harness.cs"]
+        cmd = ["mono", MCS_EXE] + MCS_ARGS + MCS_FLAGS + [f"-out:/job/{exe}", "/job/harness.cs", "/job/gate.cs"]
         out = self._sandboxed(
             wk.compile_sb, job, cmd + [f"/job/{f}" for f in files], writable=True,
             cpu_s=int(lim.compile_timeout_s) + 1, wall_s=lim.compile_timeout_s, out_cap=4 << 20,

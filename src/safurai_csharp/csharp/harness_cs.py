@@ -383,7 +383,7 @@ namespace SafuraiHarness {
     // types anywhere, e.g. `System.Math` or `System.Collections.Generic.List<T>`, and those
     // would bind in its neighbours' code (CS0436 is silenced): then nobody's verdict is taken
     // from this batch. Checked before any program code runs.
-    static readonly string[] HarnessTypes = { "StopSignal", "State", "Solver", "Replay", "ReplayMismatch", "Codec", "Checker", "Eq", "FailListener", "CapWriter", "Entry" };
+    static readonly string[] HarnessTypes = { "StopSignal", "State", "Solver", "Replay", "ReplayMismatch", "Codec", "Checker", "Eq", "FailListener", "CapWriter", "Entry", "Gate" };
     static bool OnlyOwnTypes(Assembly asm, List<string[]> jobs) {
       var wrappers = new HashSet<string>();
       foreach (var job in jobs) {
@@ -428,11 +428,35 @@ namespace SafuraiHarness {
         Emit(-1, "FOREIGN", false, "-");
         Environment.Exit(0);
       }
+      // Batch gate (gate_cs.py): a program that could reach process-wide state runs alone. Read
+      // from the IL before any program code runs; checker jobs (a replay payload) hold none.
+      var gated = new Dictionary<int, string>();
+      if (jobs.Count > 0 && jobs[0][2] != "-") {
+        var byNs = new Dictionary<string, List<Type>>();
+        foreach (var ty in asm.GetTypes()) {
+          var outer = ty;
+          while (outer.DeclaringType != null) outer = outer.DeclaringType;
+          string tns = outer.Namespace ?? "";
+          int d = tns.IndexOf('.');
+          string top = d < 0 ? tns : tns.Substring(0, d);
+          List<Type> list;
+          if (!byNs.TryGetValue(top, out list)) byNs[top] = list = new List<Type>();
+          list.Add(ty);
+        }
+        foreach (var job in jobs) {
+          if (job.Length > 3 && job[3] != "-") continue;
+          string ns = job[1].Substring(0, job[1].LastIndexOf('.'));
+          List<Type> own;
+          string why = byNs.TryGetValue(ns, out own) ? Gate.Check(own, ns) : null;
+          if (why != null) gated[int.Parse(job[0])] = why;
+        }
+      }
       InitTrace();
       int baseThreads = Threads();
       foreach (var job in jobs) {
         int idx = int.Parse(job[0]);
         current = idx;
+        if (gated.ContainsKey(idx)) { Emit(idx, "GATED", false, B64(gated[idx])); continue; }
         var type = asm.GetType(job[1]);
         if (job[2] != "-") {
           // Batch builds wrap each program in its own namespace followed by a sentinel
