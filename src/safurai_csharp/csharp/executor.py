@@ -20,7 +20,6 @@ Batch mode (same verdicts as alone, by construction):
 
 from __future__ import annotations
 
-import base64
 import os
 import logging
 import queue
@@ -42,20 +41,13 @@ from .sandbox import Outcome, Sandbox
 from .uids import allocate_uids
 from .toolchain import check_toolchain
 from .types import Limits, Program, Result, SandboxError, Status
+from .verdicts import DETAIL_MAX, classify_alone, from_verdict, site_values
+from .verdicts import stream as read_stream, verdicts as read_verdicts
 
 log = logging.getLogger(__name__)
 
 MCS_ARGS = ["-d:DEBUG", "-r:System.Numerics.dll"]  # MultiPL-E's flags
 MCS_FLAGS = ["-main:SafuraiHarness.Entry", "-nowarn:0162,0168,0219,0414,0649,0169,0436"]
-RESOURCE_EXCEPTIONS = {
-    "System.OutOfMemoryException",
-    "System.InsufficientMemoryException",
-    "System.Threading.ThreadStartException",
-    "System.ExecutionEngineException",  # mono's answer when it cannot start a thread
-}
-# Indexes are bounded (a `#line` directive can name any file): a longer number is no file of ours.
-# A process the sandbox's RLIMIT_NPROC / RLIMIT_AS refused (mono reports fork's ENOMEM / EAGAIN so).
-_SPAWN_REFUSED = re.compile(r"System\.ComponentModel\.Win32Exception: (Out of memory|Resource temporarily unavailable)")
 _ERR_LINE = re.compile(r"/job/p(\d{1,9})\.cs\(\d+,\d+\): error")
 _STARTUP_SLACK_S = 5.0
 _ENDS_PROCESS = re.compile(r"\bEnvironment\s*\.\s*(?:Exit|FailFast)\b|\.\s*Kill\s*\(")
@@ -64,7 +56,6 @@ _SERVER_WAIT_S = 20.0  # server start-up; base of a request's wall clock (+0.5 s
 _SERVER_MAX_REQUESTS = 100  # then a fresh server: mcs's emitted assemblies stay in memory
 _SERVER_START_TRIES = 3
 _BATCH_CLEAN = (Status.PASS, Status.ASSERTION_FAILED, Status.EXCEPTION, Status.NO_VERDICT)
-_DETAIL_MAX = 300
 
 
 @dataclass
@@ -91,101 +82,6 @@ def _prepare(index: int, program: Program, splits: dict) -> _Unit:
 def _whole(index: int, program: Program, tests: str) -> _Unit:
     instrumented, tokens = instrument(tests)
     return _Unit(index, program.prompt + program.completion + "\n" + instrumented, frozenset(tokens), program, tests)
-
-
-def _b64(s: str) -> str:
-    try:
-        return base64.b64decode(s).decode("utf-8", "replace")
-    except ValueError:
-        return ""
-
-
-def _stream(stdout: bytes, nonce: str) -> list[tuple[int, str, bool, str]]:
-    """Every harness line (idx, status, dirty, payload) in order; forged lines lack the nonce."""
-    pat = re.compile(rb"@@" + nonce.encode() + rb" (-?\d{1,9}) ([A-Z]{1,16}) ([01]) ([0-9A-Za-z+/=,-]{0,16777216})\n")
-    return [(int(m.group(1)), m.group(2).decode(), m.group(3) == b"1", m.group(4).decode("ascii"))
-            for m in pat.finditer(stdout)]
-
-
-def _site_values(stream: list[tuple[int, str, bool, str]], order: list[int]) -> dict[int, list[tuple[int, int, str]]]:
-    """idx -> the (site, flags, value b64) lines a split solver reported, taking a program's
-    lines only between its predecessor's verdict and its own, in the order the runner ran them."""
-    values: dict[int, list[tuple[int, int, str]]] = {}
-    pos = 0
-    for idx, status, _dirty, payload in stream:
-        if pos >= len(order):
-            break
-        if status == "V":
-            if idx == order[pos]:
-                k, flags, value = (payload.split(",") + ["", "", ""])[:3]
-                if k.isdigit() and flags.isdigit() and len(k) < 7:
-                    values.setdefault(idx, []).append((int(k), int(flags), value))
-        elif idx == order[pos]:
-            pos += 1
-    return values
-
-
-def _verdicts(stdout: bytes, nonce: str) -> dict[int, list[tuple[str, bool, str]]]:
-    """idx -> verdict lines (status, dirty, payload); forged lines lack the nonce."""
-    found: dict[int, list[tuple[str, bool, str]]] = {}
-    for idx, status, dirty, payload in _stream(stdout, nonce):
-        if status != "V":  # a split solver's values: _site_values
-            found.setdefault(idx, []).append((status, dirty, payload))
-    return found
-
-
-def _from_verdict(lines: list[tuple[str, bool, str]], tokens: frozenset[int]) -> Result:
-    for status, _dirty, payload in lines:
-        if status == "UNHANDLED":
-            kind = _b64(payload)
-            st = Status.RESOURCE_LIMIT if kind in RESOURCE_EXCEPTIONS else Status.EXCEPTION
-            return Result(st, f"unhandled {kind}")
-    status, _dirty, payload = lines[0]
-    if status == "PASS":
-        try:
-            seen = set() if payload == "-" else {int(t, 16) for t in payload.split(",") if t}
-        except ValueError:
-            return Result(Status.NO_VERDICT, "malformed verdict")
-        missing = tokens - seen
-        if missing or seen - tokens:
-            return Result(Status.NO_VERDICT, f"{len(missing)} of {len(tokens)} assertions did not run")
-        return Result(Status.PASS)
-    if status == "AFAIL":
-        return Result(Status.ASSERTION_FAILED, _b64(payload)[:_DETAIL_MAX])
-    if status == "EXC":
-        text = _b64(payload)
-        kind = text.split(":", 1)[0]
-        st = Status.RESOURCE_LIMIT if kind in RESOURCE_EXCEPTIONS or _SPAWN_REFUSED.match(text) else Status.EXCEPTION
-        return Result(st, text[:_DETAIL_MAX])
-    if status == "TIMEOUT":
-        return Result(Status.TIMEOUT, "wall time limit")
-    if status == "MULTIMAIN":
-        return Result(Status.COMPILE_ERROR, "error CS0017: Program has more than one entry point defined")
-    if status == "OUTCAP":
-        return Result(Status.RESOURCE_LIMIT, "output limit")
-    return Result(Status.NO_VERDICT, status.lower())
-
-
-def _classify_alone(out: Outcome, nonce: str, tokens: frozenset[int]) -> Result:
-    if out.output_capped:
-        return Result(Status.RESOURCE_LIMIT, "output limit")
-    lines = _verdicts(out.stdout, nonce).get(0)
-    if lines:
-        return _from_verdict(lines, tokens)
-    err = out.stderr_tail.decode("utf-8", "replace")
-    tail = err[-_DETAIL_MAX:]
-    if out.timed_out or out.signal == 24:  # SIGXCPU: RLIMIT_CPU (mono dies of it)
-        return Result(Status.TIMEOUT, "time limit")
-    if out.signal == 9:
-        # Not our wall clock (that sets timed_out) and not the CPU limit (SIGXCPU comes first and
-        # ends mono): the program killed itself (Process.Kill) or the kernel's OOM killer did.
-        return Result(Status.EXCEPTION, "killed by SIGKILL")
-    low = err.lower()
-    if "out of memory" in low or "outofmemory" in low or "cannot allocate" in low:
-        return Result(Status.RESOURCE_LIMIT, tail)
-    if "unhandled exception" in low or out.signal in (6, 7, 11):
-        return Result(Status.EXCEPTION, tail)
-    return Result(Status.NO_VERDICT, f"exit {out.returncode} without verdict; {tail}")
 
 
 @dataclass
@@ -349,7 +245,7 @@ class Executor:
         head = out.stderr_tail.lstrip()[:16]
         if out.returncode and head.startswith((b"bwrap:", b"prlimit:", b"setpriv:")):
             # The sandbox itself failed: never report that as a verdict on the program.
-            raise SandboxError(out.stderr_tail.decode("utf-8", "replace")[:_DETAIL_MAX])
+            raise SandboxError(out.stderr_tail.decode("utf-8", "replace")[:DETAIL_MAX])
         return out
 
     def _compile(self, wk: _Worker, job: Path, files: list[str], exe: str) -> _Compiled:
@@ -429,15 +325,15 @@ class Executor:
             if comp.text.startswith("compiler time limit"):
                 return Result(Status.COMPILE_ERROR, "compiler time limit")
             errs = [l for l in comp.text.splitlines() if "error CS" in l]
-            return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:_DETAIL_MAX] or comp.text[-_DETAIL_MAX:])
+            return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:DETAIL_MAX] or comp.text[-DETAIL_MAX:])
         nonce = secrets.token_hex(16)
         out = self._run_exe(wk.run_sb, job, exe, ["0 Problem -"], nonce, batch=False)
-        result = _classify_alone(out, nonce, u.tokens)
+        result = classify_alone(out, nonce, u.tokens)
         if u.split is not None:
-            stream = [] if out.output_capped else _stream(out.stdout, nonce)
+            stream = [] if out.output_capped else read_stream(out.stdout, nonce)
             finals = [line[1] for line in stream if line[0] == 0 and line[1] != "V"]
             self._runs[u.index] = SolverRun(finals[0] if finals else None,
-                                            tuple(_site_values(stream, [0]).get(0, ())))
+                                            tuple(site_values(stream, [0]).get(0, ())))
         return result
 
     # -- batches ------------------------------------------------------------------------
@@ -475,8 +371,8 @@ class Executor:
             nonce = secrets.token_hex(16)
             jobs = [f"{i} {ns[i]}.Problem {ns[i]}.SafuraiSentinel" for i in pending]
             out = self._run_exe(wk.run_sb, job, exe, jobs, nonce, batch=True)
-            verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
-            values = {} if out.output_capped else _site_values(_stream(out.stdout, nonce), pending)
+            verdicts = {} if out.output_capped else read_verdicts(out.stdout, nonce)
+            values = {} if out.output_capped else site_values(read_stream(out.stdout, nonce), pending)
             if any(line[0] == "FOREIGN" for line in verdicts.get(-1, [])):
                 # A program declared types outside its wrapper namespace (harness_cs.OnlyOwnTypes):
                 # they could bind in any neighbour's code, so every program of the chunk runs alone.
@@ -491,7 +387,7 @@ class Executor:
                     results[i] = self._alone(wk, job, by_idx[i])
                     rest = pending[k + 1 :]
                     break
-                res = _from_verdict(lines, by_idx[i].tokens)
+                res = from_verdict(lines, by_idx[i].tokens)
                 # Deterministic outcomes of a Main that returned or threw are taken from
                 # the batch; time, resource and runner-level outcomes are rerun alone.
                 clean = (
@@ -564,7 +460,7 @@ class Executor:
             nonce = secrets.token_hex(16)
             lines = [f"{u.index} C{salt}_{n}.Problem C{salt}_{n}.SafuraiSentinel {payload}" for u, n, payload in pending]
             out = self._run_exe(wk.run_sb, job, exe, lines, nonce, batch=False)
-            verdicts = {} if out.output_capped else _verdicts(out.stdout, nonce)
+            verdicts = {} if out.output_capped else read_verdicts(out.stdout, nonce)
             rest = []
             for k, (u, n, _payload) in enumerate(pending):
                 got = verdicts.get(u.index)
@@ -578,7 +474,7 @@ class Executor:
                 if status == "REACHED":
                     site, _, failed = payload.partition(",")
                     reached = (int(site), failed == "1")
-                checker = None if status in ("REACHED", "BADVALUE") else _from_verdict(got, tokens[n])
+                checker = None if status in ("REACHED", "BADVALUE") else from_verdict(got, tokens[n])
                 results[u.index] = combine(solver, run, u.split.sites, checker, reached)
             pending = rest
         return results
