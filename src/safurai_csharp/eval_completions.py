@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import SandboxParams
 from .errors import EvaluationInputError
-from .evaluation import MODES, match_completions, score
+from .evaluation import MODES, check_problems, match_completions, score
 from .jsonl import read_jsonl, write_jsonl
 
 
@@ -31,26 +31,14 @@ def check_paths(benchmark: str, completions: str, out: str | None) -> None:
             raise EvaluationInputError(f"--out is the same file as {flag} ({path}): it would overwrite the input")
 
 
-def check_problems(problems: list[dict], path: str) -> None:
-    """Every benchmark row needs the string fields a program is built from, and unique names."""
-    if not problems:
-        raise EvaluationInputError(f"{path}: no problems")
-    seen = set()
-    for i, row in enumerate(problems, 1):
-        for field in ("name", "prompt", "tests"):
-            if not isinstance(row.get(field), str):
-                raise EvaluationInputError(f"{path}:{i}: benchmark row lacks the string field {field!r}")
-        if row["name"] in seen:
-            raise EvaluationInputError(f"{path}:{i}: problem {row['name']!r} appears twice")
-        seen.add(row["name"])
-
-
 def run(args: argparse.Namespace) -> dict:
     from .csharp import make_executor
 
     check_paths(args.benchmark, args.completions, args.out)
     problems = read_jsonl(args.benchmark)
     check_problems(problems, args.benchmark)
+    if not problems:
+        raise EvaluationInputError(f"{args.benchmark}: no problems")
     rows = read_jsonl(args.completions)
     if not rows:
         raise EvaluationInputError(f"{args.completions}: no completions (an empty file scores nothing)")

@@ -22,6 +22,19 @@ class ModeOutcome:
     summary: dict[str, Any]
 
 
+def check_problems(problems: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Every benchmark row needs the string fields a program is built from, and a unique name:
+    a bad row is one plain error before any model or sandbox starts, not a traceback later."""
+    seen = set()
+    for i, row in enumerate(problems, 1):
+        for field in ("name", "prompt", "tests"):
+            if not isinstance(row.get(field), str):
+                raise EvaluationInputError(f"{path}:{i}: benchmark row lacks the string field {field!r}")
+        if row["name"] in seen:
+            raise EvaluationInputError(f"{path}:{i}: problem {row['name']!r} appears twice")
+        seen.add(row["name"])
+
+
 def match_completions(
     problems: Sequence[Mapping[str, Any]], completions: Sequence[Mapping[str, Any]],
 ) -> list[list[str]]:
@@ -158,7 +171,9 @@ def run_stage(stage: str, problems: tuple[str, str | Path], model_dir: str | Pat
     name, path = problems
     with stage_run(mlflow_cfg, stage, params=dict(logged), run_name=stage, inputs={"model": model_dir, name: path},
                    outputs={"results": out, "metrics": metrics_path}) as mlflow:
-        records, metrics = sample_and_score(read_jsonl(path), model_dir, cfg, engine=engine,
+        rows = read_jsonl(path)
+        check_problems(rows, path)
+        records, metrics = sample_and_score(rows, model_dir, cfg, engine=engine,
                                             engine_options=engine_options, executor=make_executor(sandbox))
         write_jsonl(out, records)
         write_json(metrics_path, metrics)
