@@ -113,3 +113,19 @@ def test_a_program_that_reaches_the_runner_changes_no_neighbour(mode):
     assert [r.passed for r in alone] == [True, True, False, False, True, False, False, True]
     assert batched[0].batched and batched[2].batched  # honest programs still share a runner
     assert not batched[1].batched and not batched[5].batched  # the gate ran these alone
+
+
+# Reports the right values for every call site itself (from a static constructor), then ends
+# the process: one run of the whole program would have no verdict, and neither does this.
+CLAIM_AND_EXIT = (
+    "        return a + b;\n    }\n"
+    "    static Problem() { SafuraiHarness.Solver.Site(0, () => 3L); SafuraiHarness.Solver.Site(1, () => 4L);"
+    " System.Environment.Exit(0); }\n    static void Unused() {\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["official", "corrected"])
+def test_values_without_a_finished_run_are_no_pass(mode):
+    alone, batched = run_both([CLAIM_AND_EXIT, CORRECT], mode)
+    assert [r.status for r in batched] == [r.status for r in alone]
+    assert alone[0].status is Status.NO_VERDICT and alone[1].passed

@@ -240,6 +240,8 @@ def combine(solver: Result, run: SolverRun, sites: int, checker: Result | None, 
     if checker is None:
         return Result(Status.NO_VERDICT, "no checker verdict", solver.batched)
     if checker.status is Status.PASS:
+        if not run.returned:  # every call returned, then the run died (an exit after the values):
+            return Result(solver.status, solver.detail, solver.batched)  # as one run, no verdict
         if run.final == "AFAIL":
             return Result(Status.ASSERTION_FAILED, solver.detail or "Debug.Fail in the solution", solver.batched)
         if run.final == "OUTCAP":
