@@ -97,17 +97,8 @@ namespace SafuraiHarness {
       if (v is sbyte || v is byte || v is short || v is ushort || v is int || v is uint || v is long || v is ulong) {
         sb.Append('i').Append(Convert.ToDecimal(v, ci).ToString(ci)); return;
       }
-      var t = v.GetType();
-      string full = t.FullName ?? "";
-      if (t.IsGenericType && (full.StartsWith("System.Tuple`") || full.StartsWith("System.ValueTuple`"))) {
-        var items = new List<object>();
-        for (int i = 1; i <= 7; i++) {
-          var p = t.GetProperty("Item" + i);
-          if (p != null) { items.Add(p.GetValue(v, null)); continue; }
-          var f = t.GetField("Item" + i);
-          if (f != null) { items.Add(f.GetValue(v)); continue; }
-          break;
-        }
+      if (Eq.IsTuple(v)) {
+        var items = Eq.TupleItems(v);
         sb.Append('T').Append(items.Count);
         foreach (var x in items) Put(sb, x, depth + 1);
         return;
@@ -268,11 +259,12 @@ namespace SafuraiHarness {
           || o is ulong || o is float || o is double || o is decimal;
     }
     static bool IsIntegral(object o) { return !(o is float || o is double || o is decimal); }
-    static bool IsTuple(object o) {
+    internal static bool IsTuple(object o) {
       var t = o.GetType();
-      return t.IsGenericType && (t.FullName.StartsWith("System.Tuple`") || t.FullName.StartsWith("System.ValueTuple`"));
+      string full = t.FullName ?? "";
+      return t.IsGenericType && (full.StartsWith("System.Tuple`") || full.StartsWith("System.ValueTuple`"));
     }
-    static List<object> TupleItems(object o) {
+    internal static List<object> TupleItems(object o) {
       var r = new List<object>(); var t = o.GetType();
       for (int i = 1; i <= 8; i++) {
         var p = t.GetProperty("Item" + i);
