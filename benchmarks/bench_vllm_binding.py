@@ -33,7 +33,7 @@ def one(model: str, benchmark: str, prompts: int, max_new_tokens: int) -> dict:
     from safurai_csharp.engines import SamplingConfig, make_engine, strip_prompt
     from safurai_csharp.jsonl import read_jsonl
 
-    opts = load_params(ROOT / "params.yaml").eval_multipl_e.engine_options.model_dump()
+    opts = load_params(ROOT / "params.yaml").eval_multipl_e.engine_options.vllm.model_dump()
     problems = read_jsonl(benchmark)[:prompts]
     engine = make_engine("vllm", Path(model), seed=0, **opts)
     engine.generate([strip_prompt(p["prompt"]) for p in problems[:4]], SamplingConfig(max_new_tokens=8))  # warm-up

@@ -39,10 +39,35 @@ def test_unknown_key_names_key_and_allowed_keys(raw):
 
 
 def test_unknown_nested_key(raw):
-    raw["eval_multipl_e"]["engine_options"]["tp"] = 2
+    raw["eval_multipl_e"]["engine_options"]["vllm"]["tp"] = 2
     msg = errors_for(raw)
-    assert "eval_multipl_e.engine_options.tp: unknown key" in msg
+    assert "eval_multipl_e.engine_options.vllm.tp: unknown key" in msg
     assert "tensor_parallel_size" in msg
+
+
+def test_an_engine_option_is_never_silently_dropped(raw):
+    """`dvc exp run -S teacher.engine_options.batch_size=64` with engine vllm: each engine has
+    its own options block, so the sweep is a params error that says where the key belongs, not
+    a run that ignores it."""
+    assert raw["teacher"]["engine"] == "vllm"
+    raw["teacher"]["engine_options"]["batch_size"] = 64
+    msg = errors_for(raw)
+    assert ("teacher.engine_options.batch_size: unknown key; it is an option of engine hf: "
+            "write teacher.engine_options.hf.batch_size") in msg
+    del raw["teacher"]["engine_options"]["batch_size"]
+    raw["teacher"]["engine_options"]["vllm"]["batch_size"] = 64
+    msg = errors_for(raw)
+    assert "teacher.engine_options.vllm.batch_size: unknown key; engine vllm does not take it" in msg
+
+
+def test_the_engine_gets_its_own_options_only(raw):
+    from safurai_csharp.engines import ENGINES, _accepted
+
+    params = parse_params(raw)
+    for engine in ENGINES:
+        assert set(params.teacher.engine_options.of(engine)) == _accepted(ENGINES[engine]) - {"seed"}, engine
+    raw["teacher"]["engine"] = "hf"  # switching engines needs no other edit: every block stays in the file
+    assert parse_params(raw).teacher.engine_options.of("hf") == {"dtype": "bfloat16", "batch_size": 16}
 
 
 def test_wrong_type_names_key_and_value(raw):

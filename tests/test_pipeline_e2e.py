@@ -62,7 +62,7 @@ def project(tmp_path_factory, teacher_server):
     params["generate"].update(max_new_tokens=64, num_tasks=8, chunk_size=4)
     params["evolve"]["max_new_tokens"] = 64
     params["teacher"].update(source="none", engine="openai")
-    params["teacher"]["engine_options"].update(base_url=teacher_server.base_url, served_model="scripted")
+    params["teacher"]["engine_options"]["openai"].update(base_url=teacher_server.base_url, served_model="scripted")
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], proj)
     sh(["dvc", "init", "-q"], proj)

@@ -102,7 +102,7 @@ def paper(request):
 def test_paper_models(paper):
     assert paper.base_model.source == "codellama/CodeLlama-34b-hf"
     assert paper.teacher.source == "codellama/CodeLlama-34b-Instruct-hf"
-    assert paper.teacher.engine == "vllm" and paper.teacher.engine_options.tensor_parallel_size == 2
+    assert paper.teacher.engine == "vllm" and paper.teacher.engine_options.vllm.tensor_parallel_size == 2
     assert paper.merge.registered_model == "safurai-csharp-codellama34b"
     assert paper.mlflow.experiment == "safurai-csharp-paper"
 
@@ -130,7 +130,7 @@ def test_paper_training_recipe(paper):
 def test_paper_evaluation(paper):
     ev = paper.eval_multipl_e
     assert (ev.n, ev.temperature, ev.top_p) == (5, 0.2, 0.95)
-    assert ev.engine == "vllm" and ev.engine_options.tensor_parallel_size == 2
+    assert ev.engine == "vllm" and ev.engine_options.vllm.tensor_parallel_size == 2
     assert set(ev.modes) == {"official", "corrected"}
     assert {"base", "merged"} <= set(ev.targets)
 

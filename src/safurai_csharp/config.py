@@ -109,24 +109,55 @@ class SandboxParams(Section):
     batch: bool = True
 
 
-class EngineOptions(Section):
+class HFOptions(Section):
+    """engine hf: transformers `generate`."""
+
     dtype: Literal[ENGINE_DTYPES] = "auto"
-    batch_size: int = Field(32, ge=1, description="hf: prompts per generate() call")
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
+    batch_size: int = Field(32, ge=1, description="prompts per generate() call")
+
+
+class VLLMOptions(Section):
+    """engine vllm: vLLM's offline `LLM`."""
+
+    dtype: Literal[ENGINE_DTYPES] = "auto"
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica")
+    data_parallel_size: int = Field(1, ge=1, description="model replicas (GPUs); only 1 works offline")
     gpu_memory_utilization: Float = Field(
-        0.2, gt=0, le=1, description="vllm: on CPU, the fraction of RAM for weights + KV cache"
+        0.2, gt=0, le=1, description="on CPU, the fraction of RAM for weights + KV cache"
     )
     kv_cache_gib: Float | None = Field(
-        None, gt=0, description="vllm: KV-cache size in GiB; set, it replaces gpu_memory_utilization's "
+        None, gt=0, description="KV-cache size in GiB; set, it replaces gpu_memory_utilization's "
         "share (on CPU that share is of one NUMA node's RAM, so it depends on the machine)")
     max_model_len: int = Field(2048, ge=256)
     enforce_eager: bool = True
-    data_parallel_size: int = Field(1, ge=1, description="vllm: model replicas (GPUs)")
-    base_url: str | None = Field(None, description="openai: server URL (else $OPENAI_BASE_URL)")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: env var holding the key")
-    served_model: str | None = Field(None, description="openai: model name the server knows")
-    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight")
+
+
+class OpenAIOptions(Section):
+    """engine openai: any OpenAI-compatible server (vllm serve, hosted APIs)."""
+
+    base_url: str | None = Field(None, description="server URL (else $OPENAI_BASE_URL)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the key")
+    served_model: str | None = Field(None, description="model name the server knows")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight")
     request_timeout_s: Float = Field(600.0, gt=0)
+
+
+ENGINES = ("vllm", "hf", "openai")
+
+
+class EngineOptions(Section):
+    """One options block per engine; the section's `engine` picks the one it uses. Each block
+    takes exactly what its engine takes, so an option set for another engine (or under no
+    engine) is a params error, never silently dropped. Switching engines is one `-S` away
+    (`-S teacher.engine=hf`) because every block stays in the file."""
+
+    vllm: VLLMOptions = VLLMOptions()
+    hf: HFOptions = HFOptions()
+    openai: OpenAIOptions = OpenAIOptions()
+
+    def of(self, engine: str) -> dict[str, Any]:
+        """The options of `engine`, as make_engine takes them."""
+        return getattr(self, engine).model_dump()
 
 
 class EvalTarget(Section):
@@ -166,7 +197,7 @@ class SamplingParams(Section):
 class EvalParams(SamplingParams):
     """`safurai-csharp eval-multipl-e --target NAME` (DVC stage eval_multipl_e@NAME)."""
 
-    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    engine: Literal[ENGINES] = "vllm"
     engine_options: EngineOptions = EngineOptions()
     targets: dict[str, EvalTarget]
     out_dir: str = "data/eval"
@@ -197,19 +228,19 @@ class TeacherParams(Section):
     revision: str | None = None
     dtype: Literal[FLOAT_DTYPES] = "bfloat16"
     model_dir: str = "models/teacher"
-    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    engine: Literal[ENGINES] = "vllm"
     engine_options: EngineOptions = EngineOptions()
 
     @model_validator(mode="after")
     def _source_fits_engine(self) -> "TeacherParams":
         if self.source == "none" and self.engine != "openai":
             raise ValueError("source none means a remote teacher: set engine: openai (and "
-                             "engine_options.base_url / served_model), or name a model source")
+                             "engine_options.openai.base_url / served_model), or name a model source")
         if self.engine == "openai" and self.source != "none":
             raise ValueError("the openai engine talks to a server, it loads no weights: set "
-                             "source: none and engine_options.served_model")
-        if self.engine == "openai" and not self.engine_options.served_model:
-            raise ValueError("engine openai needs engine_options.served_model (the server's model name)")
+                             "source: none and engine_options.openai.served_model")
+        if self.engine == "openai" and not self.engine_options.openai.served_model:
+            raise ValueError("engine openai needs engine_options.openai.served_model (the server's model name)")
         return self
 
 
@@ -636,6 +667,13 @@ def _describe(error: dict[str, Any], params: Any) -> str:
             parent_model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
         allowed = sorted(parent_model.model_fields) if parent_model else []
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        key = str(error["loc"][-1])
+        owners = [e for e in ENGINES if key in EngineOptions.model_fields[e].annotation.model_fields]
+        if parent_model is EngineOptions and owners:  # an option written without its engine
+            where = " or ".join(f"{'.'.join(map(str, error['loc'][:-1]))}.{e}.{key}" for e in owners)
+            hint = f"; it is an option of engine {' and '.join(owners)}: write {where}"
+        elif parent_model in (HFOptions, VLLMOptions, OpenAIOptions) and owners:
+            hint = f"; engine {error['loc'][-2]} does not take it ({key} is an option of {', '.join(owners)})"
         return f"{loc}: unknown key{hint}"
     if kind == "missing":
         return f"{loc}: required key is missing"

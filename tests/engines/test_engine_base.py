@@ -55,8 +55,17 @@ def test_registry_and_unknown_names(tmp_path):
     assert set(ENGINES) == {"hf", "openai", "vllm"}
     with pytest.raises(ValueError, match="unknown engine 'tgi'; known: hf, openai, vllm"):
         make_engine("tgi", tmp_path)
-    with pytest.raises(ValueError, match=r"unknown engine option\(s\) \['beam_width'\]"):
+    with pytest.raises(ValueError, match=r"engine 'hf' does not take option\(s\) \['beam_width'\]"):
         make_engine("hf", tmp_path, beam_width=4)
+
+
+def test_an_option_of_another_engine_is_refused_not_dropped(tmp_path):
+    """Each engine takes its own options (config.EngineOptions): a vllm engine given hf's
+    batch_size says so instead of running without it."""
+    with pytest.raises(ValueError, match=r"engine 'vllm' does not take option\(s\) \['batch_size'\]; it takes: .*kv_cache_gib"):
+        make_engine("vllm", tmp_path, batch_size=64)
+    with pytest.raises(ValueError, match=r"engine 'openai' does not take option\(s\) \['dtype'\]"):
+        make_engine("openai", None, dtype="float32", served_model="m", base_url="http://127.0.0.1:9/v1")
 
 
 def test_vllm_data_parallel_is_refused_before_loading(tmp_path):

@@ -12,8 +12,7 @@ PROMPTS = ["using System;\nclass Problem {", "public static long", "return", "  
 @pytest.fixture(scope="module")
 def engine(model_dir):
     # float32 keeps greedy argmax stable across batch shapes (bf16 rounding could flip near-ties).
-    # Options of other engines (tensor_parallel_size) are accepted and ignored, as params.yaml passes them all.
-    return make_engine("hf", model_dir, dtype="float32", batch_size=4, seed=0, tensor_parallel_size=1)
+    return make_engine("hf", model_dir, dtype="float32", batch_size=4, seed=0)
 
 
 def test_greedy_is_deterministic_and_batch_independent(engine, model_dir):

@@ -22,9 +22,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def engine(model_dir):
-    # batch_size is an hf option: make_engine drops it for vllm, as params.yaml passes every option.
     e = make_engine("vllm", model_dir, dtype="float32", kv_cache_gib=0.25,
-                    max_model_len=512, enforce_eager=True, seed=0, batch_size=8)
+                    max_model_len=512, enforce_eager=True, seed=0)
     yield e
     e.close()
 

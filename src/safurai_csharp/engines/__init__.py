@@ -27,27 +27,24 @@ def _accepted(cls: type) -> set[str]:
 
 
 def make_engine(name: str, model_dir: Path | None, **options: Any) -> Engine:
-    """Build engine `name` on a checkpoint directory.
-
-    params.yaml has one `engine_options` block shared by every engine, so options that only
-    another registered engine understands are dropped here (e.g. batch_size for vllm); an
-    option no engine knows is an error. `model_dir` may be None only for engines that do not
-    load a model themselves (`openai`: the server holds it).
+    """Build engine `name` on a checkpoint directory with exactly its own options (params.yaml's
+    `engine_options.<name>`, config.EngineOptions.of): an option the engine does not take is an
+    error, never dropped. `model_dir` may be None only for engines that do not load a model
+    themselves (`openai`: the server holds it).
     """
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}")
-    known = set().union(*(_accepted(c) for c in ENGINES.values()))
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown engine option(s) {unknown}; known: {', '.join(sorted(known))}")
     cls = ENGINES[name]
+    unknown = sorted(set(options) - _accepted(cls))
+    if unknown:
+        raise ValueError(f"engine {name!r} does not take option(s) {unknown}; it takes: "
+                         f"{', '.join(sorted(_accepted(cls)))}")
     if model_dir is None and getattr(cls, "needs_model_dir", True):
         raise ValueError(f"engine {name!r} needs a model_dir")
     if getattr(cls, "needs_model_dir", True) and not Path(model_dir).is_dir():
         # not left to transformers/vLLM, which would take the path for a hub id and fail deep inside
         raise FileNotFoundError(f"{model_dir}: no model checkpoint there (run the stage that writes it first)")
-    mine = _accepted(cls)
-    return cls(None if model_dir is None else Path(model_dir), **{k: v for k, v in options.items() if k in mine})
+    return cls(None if model_dir is None else Path(model_dir), **options)
 
 
 __all__ = ["ENGINES", "Conversation", "Engine", "HFEngine", "Message", "OpenAIEngine", "SamplingConfig",

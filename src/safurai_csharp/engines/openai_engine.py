@@ -43,7 +43,7 @@ class OpenAIEngine:
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
-            raise ValueError("openai engine: set engine_options.base_url (e.g. http://127.0.0.1:8000/v1) "
+            raise ValueError("openai engine: set engine_options.openai.base_url (e.g. http://127.0.0.1:8000/v1) "
                              "or the OPENAI_BASE_URL environment variable")
         if served_model is None and model_dir is None:
             raise ValueError("openai engine: give served_model (the server's model name) or a model_dir")

@@ -49,8 +49,7 @@ class VLLMEngine:
         `kv_cache_gib` sizes the KV cache directly instead (vLLM's kv_cache_memory_bytes) and
         is the robust choice on CPU. `dtype` auto takes the checkpoint's dtype.
 
-        `data_parallel_size` is accepted because params.yaml's shared engine_options carries it,
-        but only 1 works here: vLLM 0.32's offline `LLM` refuses data_parallel_size > 1
+        `data_parallel_size` is a vllm option (engine_options.vllm), but only 1 works here: vLLM 0.32's offline `LLM` refuses data_parallel_size > 1
         ("not supported for single-process usage and may hang"; vllm/entrypoints/llm.py);
         offline data parallelism needs one process per rank. Run several `vllm serve` replicas
         behind a load balancer and use the `openai` engine instead."""

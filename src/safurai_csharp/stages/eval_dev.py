@@ -26,10 +26,10 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     dev = Path(params.split.out_dir) / "dev.jsonl"
     out = Path(cfg.out_dir) / target / "results.jsonl"
     metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
-    logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.model_dump(),
+    logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.of(ev.engine),
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     return run_stage(f"eval_dev@{target}", ("dev", dev), model_dir, cfg, engine=ev.engine,
-                     engine_options=ev.engine_options.model_dump(), sandbox=params.sandbox,
+                     engine_options=ev.engine_options.of(ev.engine), sandbox=params.sandbox,
                      mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
 
 

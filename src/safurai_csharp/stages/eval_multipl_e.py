@@ -28,7 +28,7 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"eval_multipl_e": {k: v for k, v in cfg.model_dump().items() if k != "targets"},
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     return run_stage(f"eval_multipl_e@{target}", ("benchmark", params.benchmark.out), model_dir, cfg,
-                     engine=cfg.engine, engine_options=cfg.engine_options.model_dump(), sandbox=params.sandbox,
+                     engine=cfg.engine, engine_options=cfg.engine_options.of(cfg.engine), sandbox=params.sandbox,
                      mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
 
 

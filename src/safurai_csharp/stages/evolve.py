@@ -73,7 +73,7 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
     fewshot = load_fewshot()
     size = params.generate.chunk_size
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
-           "engine_options": tcfg.engine_options.model_dump(), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
+           "engine_options": tcfg.engine_options.of(tcfg.engine), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
            "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot,
            "prompts": checkpoint.source_digest(prompts)}
     path = checkpoint.checkpoint_path(checkpoint_root, "evolve", key)

@@ -96,7 +96,7 @@ def generate(params: Params, checkpoint_root: Path = checkpoint.ROOT, stop_after
     sampler = SamplingConfig(n=1, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
-           "engine_options": tcfg.engine_options.model_dump(), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
+           "engine_options": tcfg.engine_options.of(tcfg.engine), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
            "taxonomy": taxonomy, "fewshot": fewshot, "prompts": checkpoint.source_digest(prompts),
            "recipe_code": checkpoint.source_digest(decomposed) if cfg.recipe == "decomposed" else None}
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)

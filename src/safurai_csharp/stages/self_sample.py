@@ -60,7 +60,7 @@ def sample(train: list[dict], params: Params, executor: Any) -> tuple[list[dict]
     sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     samples, gen = sample_completions(problems, cfg.model_dir, engine=params.eval_multipl_e.engine,
-                                      engine_options=params.eval_multipl_e.engine_options.model_dump(),
+                                      engine_options=params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine),
                                       sampling=sampling, protocol="completion")
     rows, passed = keep(problems, samples, executor, cfg.max_per_task)
     n_samples, n_pass = sum(map(len, passed)), sum(map(sum, passed))
@@ -76,7 +76,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     cfg = params.self_sample
     train_path = Path(params.split.out_dir) / f"{SIDES[0]}.jsonl"
     logged = {"self_sample": cfg.model_dump(), "engine": params.eval_multipl_e.engine,
-              "engine_options": params.eval_multipl_e.engine_options.model_dump()}
+              "engine_options": params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine)}
     with stage_run(params.mlflow, "self_sample", params=logged,
                    inputs={"model": cfg.model_dir, "train_tasks": train_path}, outputs={"samples": cfg.out}) as mlflow:
         rows, metrics = sample(read_jsonl(train_path), params, make_executor(params.sandbox))

@@ -38,7 +38,7 @@ def prepare_teacher(cfg: TeacherParams, base_dir: Path, wheel_dir: Path) -> dict
                     shutil.copy2(f, dest)
             record = {"kind": "base", "base_dir": str(base_dir)}
         elif cfg.source == "none":
-            opts = cfg.engine_options
+            opts = cfg.engine_options.openai
             record = {"kind": "remote", "engine": cfg.engine,
                       "base_url": opts.base_url or os.environ.get("OPENAI_BASE_URL"), "served_model": opts.served_model}
         else:
@@ -57,7 +57,7 @@ def prepare_teacher(cfg: TeacherParams, base_dir: Path, wheel_dir: Path) -> dict
 def describe(cfg: TeacherParams) -> str:
     """A short name of the teacher for each record's `teacher` field."""
     if cfg.source == "none":
-        return f"openai:{cfg.engine_options.served_model}"
+        return f"openai:{cfg.engine_options.openai.served_model}"
     source_json = Path(cfg.model_dir) / "source.json"
     if source_json.is_file():
         return str(json.loads(source_json.read_text()).get("source", cfg.source))
@@ -69,7 +69,7 @@ def open_teacher(cfg: TeacherParams, seed: int):
     from ..engines import make_engine
 
     model_dir = None if cfg.engine == "openai" else Path(cfg.model_dir)
-    return make_engine(cfg.engine, model_dir, seed=seed, **cfg.engine_options.model_dump())
+    return make_engine(cfg.engine, model_dir, seed=seed, **cfg.engine_options.of(cfg.engine))
 
 
 class LazyTeacher:
