@@ -332,6 +332,10 @@ def test_every_embedded_source_is_in_one_install_file():
 
 
 def test_params_schema_knows_every_embedded_source():
-    from safurai_csharp.config import EMBEDDED_MODEL_SOURCES
+    """The embedded names are listed once (EMBEDDED_SOURCES, with their pins); the schema's
+    rule that a revision is only for hub ids reads them there."""
+    from safurai_csharp.config import BaseModelParams
 
-    assert tuple(EMBEDDED_MODEL_SOURCES) == tuple(EMBEDDED_SOURCES)
+    for name in EMBEDDED_SOURCES:
+        with pytest.raises(ValueError, match="revision"):
+            BaseModelParams(source=name, revision="main")

@@ -182,3 +182,15 @@ def test_report_knobs(raw):
     assert "report.bootstrap_samples" in msg and "report.permutations" in msg
     raw["report"].update(bootstrap_samples=2000, permutations=10000)
     assert "per_problem_plot must be a .csv file" in errors_for(raw)
+
+
+@pytest.mark.parametrize("section", ["eval_multipl_e", "eval_dev"])
+def test_eval_result_paths_are_the_layout_dvc_yaml_declares(raw, section):
+    """One layout for where an eval stage writes and report/promote read (config.SamplingParams
+    results_path / metrics_path), the same dvc.yaml declares as the stage's outs and metrics."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][section]["do"]
+    assert stage["outs"] == [f"${{{section}.out_dir}}/${{key}}/results.jsonl"]
+    assert list(stage["metrics"][0]) == [f"${{{section}.metrics_dir}}/${{key}}.json"]
+    cfg = getattr(parse_params(raw), section)
+    assert cfg.results_path("merged") == Path(cfg.out_dir) / "merged" / "results.jsonl"
+    assert cfg.metrics_path("merged") == Path(cfg.metrics_dir) / "merged.json"

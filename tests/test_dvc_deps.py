@@ -154,3 +154,11 @@ def test_the_closure_follows_function_level_and_relative_imports():
     split = closure(f"{PKG}.stages.split")
     assert "src/safurai_csharp/benchmark/translate.py" in split
     assert "src/safurai_csharp/benchmark/build.py" not in split  # a sibling re-exported by benchmark/__init__
+
+
+def test_no_stage_module_imports_another():
+    """A stage module reads as its pipeline step: what two stages share lives below them
+    (synth, training, evaluation, ...), so a knob of one cannot change the other unseen."""
+    stages = {f"{PKG}.stages.{p.stem}" for p in (SRC / PKG / "stages").glob("*.py") if p.stem != "__init__"}
+    for stage in sorted(stages):
+        assert not (imports(stage) & (stages - {stage})), f"{stage} imports {sorted(imports(stage) & stages)}"

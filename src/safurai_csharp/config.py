@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from .basemodel import EMBEDDED_SOURCES  # the embedded model names, listed once (with their pins)
 from .dtypes import ENGINE_DTYPES, FLOAT_DTYPES, STORAGE_DTYPES
 from .errors import UserError
 
-EMBEDDED_MODEL_SOURCES = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct")
 
 
 _EXPONENT_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -59,7 +59,7 @@ class BaseModelParams(Section):
 
     @model_validator(mode="after")
     def _revision_only_for_hub(self) -> "BaseModelParams":
-        if self.revision is not None and self.source in EMBEDDED_MODEL_SOURCES:
+        if self.revision is not None and self.source in EMBEDDED_SOURCES:
             raise ValueError(
                 f"revision is only meaningful for a Hugging Face hub id; the embedded source "
                 f"{self.source!r} is pinned by sha256 already (set revision: null)"
@@ -186,6 +186,15 @@ class SamplingParams(Section):
         if not self.modes:
             raise ValueError("modes must name at least one of 'official', 'corrected'")
         return self
+
+    def results_path(self, target: str) -> Path:
+        """Where the eval stage of `target` writes its per-problem results (dvc.yaml's outs:
+        ${<section>.out_dir}/${key}/results.jsonl); report reads them from here too."""
+        return Path(self.out_dir) / target / "results.jsonl"
+
+    def metrics_path(self, target: str) -> Path:
+        """The eval stage's metrics of `target` (dvc.yaml: ${<section>.metrics_dir}/${key}.json)."""
+        return Path(self.metrics_dir) / f"{target}.json"
 
     def sampling(self) -> Any:
         from .engines.base import SamplingConfig

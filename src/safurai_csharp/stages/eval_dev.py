@@ -24,8 +24,7 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
         raise ParamsError(f"eval_multipl_e.targets has no {target!r}; known: {', '.join(ev.targets)}")
     model_dir = Path(ev.targets[target].model_dir)
     dev = Path(params.split.out_dir) / "dev.jsonl"
-    out = Path(cfg.out_dir) / target / "results.jsonl"
-    metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
+    out, metrics_path = cfg.results_path(target), cfg.metrics_path(target)
     logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.of(ev.engine),
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     return run_stage(f"eval_dev@{target}", ("dev", dev), model_dir, cfg, engine=ev.engine,

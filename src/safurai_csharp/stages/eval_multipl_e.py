@@ -23,8 +23,7 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     if target not in cfg.targets:
         raise ParamsError(f"eval_multipl_e.targets has no {target!r}; known: {', '.join(cfg.targets)}")
     model_dir = Path(cfg.targets[target].model_dir)
-    out = Path(cfg.out_dir) / target / "results.jsonl"
-    metrics_path = Path(cfg.metrics_dir) / f"{target}.json"
+    out, metrics_path = cfg.results_path(target), cfg.metrics_path(target)
     logged = {"eval_multipl_e": {k: v for k, v in cfg.model_dump().items() if k != "targets"},
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     return run_stage(f"eval_multipl_e@{target}", ("benchmark", params.benchmark.out), model_dir, cfg,

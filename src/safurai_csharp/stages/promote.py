@@ -107,7 +107,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.promote
     name = params.merge.registered_model
-    eval_file = Path(params.eval_multipl_e.metrics_dir) / f"{cfg.target}.json"
+    eval_file = params.eval_multipl_e.metrics_path(cfg.target)
     if not eval_file.is_file():
         raise FileNotFoundError(f"{eval_file}: run `safurai-csharp eval-multipl-e --target {cfg.target}` first")
     eval_metrics = json.loads(eval_file.read_text())

@@ -153,8 +153,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg, ev = params.report, params.eval_multipl_e
     targets = (cfg.baseline, cfg.candidate)
-    results = {t: Path(ev.out_dir) / t / "results.jsonl" for t in targets}
-    evals = {t: Path(ev.metrics_dir) / f"{t}.json" for t in targets}
+    results = {t: ev.results_path(t) for t in targets}
+    evals = {t: ev.metrics_path(t) for t in targets}
     for t in targets:
         for path in (results[t], evals[t]):
             if not path.is_file():
@@ -167,7 +167,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         _check_against_eval_metrics(report, t, evals[t], ev.modes)
     rows = per_problem_rows(records[cfg.baseline], records[cfg.candidate], ev.modes, **names)
     # The same comparison on the dev set (eval_dev): where recipes are chosen.
-    dev_results = {t: Path(params.eval_dev.out_dir) / t / "results.jsonl" for t in targets}
+    dev_results = {t: params.eval_dev.results_path(t) for t in targets}
     dev_records = {t: read_jsonl(p) if p.is_file() else [] for t, p in dev_results.items()}
     if all(dev_records.values()):
         report["dev"] = compare(dev_records[cfg.baseline], dev_records[cfg.candidate], params.eval_dev.modes,
