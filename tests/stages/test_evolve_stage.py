@@ -67,7 +67,8 @@ def params(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text((ROOT / "configs/tiny.yaml").read_text())
     monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: ScriptedTeacher())
     monkeypatch.setattr(evolve, "describe", lambda cfg: "scripted")
-    monkeypatch.setattr(evolve, "read_jsonl", lambda path: [])  # no benchmark file here (only evolve_round reads one)
+    (tmp_path / "data/benchmark").mkdir(parents=True)
+    (tmp_path / "data/benchmark/humaneval-cs.jsonl").write_text("")  # decontam's benchmark: none here
     (tmp_path / "models/teacher").mkdir(parents=True)
     return load_params(tmp_path / "params.yaml")
 

@@ -27,9 +27,14 @@ from ..synth.data import load_fewshot
 from ..synth.parse import ParseError, parse_answer
 from ..synth import prompts
 from ..synth.prompts import SCAFFOLDING, evolution_messages, solve_messages, task_seed
-from ..synth.steps import REFUSAL, ExecutionStep, HeuristicsStep, content_id, decontam_step, run_steps
+from ..synth.steps import REFUSAL, build_steps, content_id, run_steps
 from ..synth.teacher import LazyTeacher, describe
 from ..tracking import flatten, log_metrics, stage_run
+
+# The filter's checks an evolved example must pass again, built like the filter stage builds
+# them (synth/steps.py): a new knob of these steps reaches evolve without an edit here. Their
+# params are in evolve's dvc.yaml params (filter.execution, filter.heuristics, filter.decontam).
+EVOLVE_STEPS = ("execution", "heuristics", "decontam")
 
 _LEAD = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:new |rewritten |evolved )?(?:question|task|prompt)\s*:?\s*(?:\*\*)?\s*:?\s*\n?",
                    re.IGNORECASE)
@@ -133,10 +138,7 @@ def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict
     start = time.perf_counter()
     outcomes = [to_example(c, p, k, teacher, params) for c, p in zip(candidates, parents, strict=True)]
     examples = [o for o in outcomes if isinstance(o, dict)]
-    f = params.filter
-    steps = [ExecutionStep(make_executor(params.sandbox), min_asserts=f.execution.min_asserts,
-                           mutant_check=f.execution.mutant_check, prune=f.execution.prune),
-             HeuristicsStep(**f.heuristics.model_dump()), decontam_step(read_jsonl(params.benchmark.out), f.decontam)]
+    steps = build_steps(EVOLVE_STEPS, params, {"executor": make_executor(params.sandbox)})
     kept, funnel = run_steps(examples, steps)
     checks_s = time.perf_counter() - start
     kept_parents = {e["parent_id"] for e in kept}

@@ -17,8 +17,7 @@ from typing import Any
 from ..config import Params, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth import cost
-from ..synth.steps import (DedupStep, ExecutionStep, HeuristicsStep, JudgeStep, ParseStep, Record, Step,
-                           decontam_step, run_steps)
+from ..synth.steps import Record, build_steps, run_steps
 from ..tracking import flatten, log_metrics, stage_run
 
 
@@ -28,20 +27,6 @@ def judge_chat(lazy, max_new_tokens: int, seed: int) -> Callable[[list[list[dict
 
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, seed=seed)
     return lambda conversations: [o[0] for o in lazy.engine.chat(conversations, sampling)]
-
-
-# name -> builder(params, context). Explicit registry: adding a step = one class + one line.
-STEP_BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Step]] = {
-    "parse": lambda p, ctx: ParseStep(),
-    "execution": lambda p, ctx: ExecutionStep(ctx["executor"], min_asserts=p.filter.execution.min_asserts,
-                                              mutant_check=p.filter.execution.mutant_check,
-                                              prune=p.filter.execution.prune),
-    "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
-                                      shingle=p.filter.dedup.shingle, seed=p.filter.seed),
-    "decontam": lambda p, ctx: decontam_step(read_jsonl(p.benchmark.out), p.filter.decontam),
-    "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
-    "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
-}
 
 
 def generation_cost(path: str) -> dict[str, Any]:
@@ -73,7 +58,7 @@ def filter_records(records: list[Record], params: Params) -> tuple[list[Record],
         ctx: dict[str, Any] = {"chat": judge_chat(lazy, cfg.judge.max_new_tokens, cfg.seed)}
         if "execution" in cfg.steps:
             ctx["executor"] = make_executor(params.sandbox)
-        steps = [STEP_BUILDERS[name](params, ctx) for name in cfg.steps]
+        steps = build_steps(cfg.steps, params, ctx)
         kept, funnel = run_steps([dict(r) for r in records], steps)
     final = select(kept, cfg.keep, cfg.seed)
     funnel.append({"step": "keep", "kept": len(final), "dropped": {"over_keep": len(kept) - len(final)} if len(kept) > len(final) else {}})

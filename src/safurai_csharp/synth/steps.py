@@ -3,15 +3,15 @@
 A step looks at the records that survived the steps before it and returns, per record,
 None (keep) or a short reason code (drop). Steps may add fields to the records they keep
 (parse fills instruction/solution/tests, judge adds judge_score). The filter stage runs
-them in the order params.yaml names and records the funnel; the evolve stage reuses
-parse, execution and decontam on evolved examples.
+them in the order params.yaml names and records the funnel; the evolve stage reruns
+execution, heuristics and decontam on evolved examples, built by the same `build_steps`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..decontam import Blocklist, tokens
@@ -273,6 +273,34 @@ class JudgeStep:
             low = rec["judge_score"] is None or rec["judge_score"] < self.min_score
             reasons.append("judge_score" if self.min_score and low else None)
         return reasons
+
+
+# name -> builder(params, context): the one place a step gets its knobs from params.yaml, so
+# the filter stage and evolve (which reruns some steps on evolved examples) build them alike.
+# Explicit registry: adding a step = one class + one line. `context` holds what the stage
+# opens itself: "executor" (the sandbox) for execution, "chat" (the teacher) for judge.
+def _decontam(p: Any, ctx: dict[str, Any]) -> "DecontamStep":
+    from ..jsonl import read_jsonl
+
+    return decontam_step(read_jsonl(p.benchmark.out), p.filter.decontam)
+
+
+STEP_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], Step]] = {
+    "parse": lambda p, ctx: ParseStep(),
+    "execution": lambda p, ctx: ExecutionStep(ctx["executor"], min_asserts=p.filter.execution.min_asserts,
+                                              mutant_check=p.filter.execution.mutant_check,
+                                              prune=p.filter.execution.prune),
+    "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
+                                      shingle=p.filter.dedup.shingle, seed=p.filter.seed),
+    "decontam": _decontam,
+    "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
+    "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
+}
+
+
+def build_steps(names: Sequence[str], params: Any, context: dict[str, Any]) -> list[Step]:
+    """The steps `names`, in that order, with their knobs from `params` (a config.Params)."""
+    return [STEP_BUILDERS[name](params, context) for name in names]
 
 
 def run_steps(records: list[Record], steps: list[Step]) -> tuple[list[Record], list[dict[str, Any]]]:
