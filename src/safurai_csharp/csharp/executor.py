@@ -206,6 +206,10 @@ class Executor:
                             results[idx] = res
                     # Second phase: the checkers of the split programs, on what their solvers returned.
                     checks = [u for u in units if u.split is not None and results[u.index].status is not Status.COMPILE_ERROR]
+                    # grouped by problem: a chunk compiles each of its checkers once, so n samples
+                    # of a problem cost one checker compile, not n
+                    first = {}
+                    checks.sort(key=lambda u: first.setdefault((u.program.prompt, u.tests), len(first)))
                     size = min(self.batch_size, max(1, -(-len(checks) // self.workers)))
                     chunks = [(checks[i : i + size], results) for i in range(0, len(checks), size)]
                     for chunk_results in pool.map(lambda t: self._with_worker(self._run_checkers, t, idle), chunks):
