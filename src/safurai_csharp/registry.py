@@ -19,6 +19,12 @@ a plain run artifact path register_model fails in MLflow 3.17; a logged model is
 Tags on a version: lineage (git.commit, dvc.stage, input.*.sha256 of base/adapter/data,
 model.sha256 of the merged directory, merge fidelity) from merge; score and decision from
 promote (see stages/promote.py).
+
+The name is MLflow's ("Model Registry"), and it stays: `safurai_csharp.registry.load_registered`
+is the documented way to load the champion. The explicit plug-in tables elsewhere are plain
+dicts with other names (engines.ENGINES, synth.steps.STEP_BUILDERS). `pip_requirements()` here
+is MLflow's log_model argument (runtime packages of a logged model); the model wheels' hashed
+requirement lines are basemodel.wheel_requirements.
 """
 
 from __future__ import annotations

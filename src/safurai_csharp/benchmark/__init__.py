@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .build import build_humaneval_cs
-from .fidelity import compare_with_upstream
+from .upstream import compare_with_upstream
 from .humaneval import load_humaneval
 
 
