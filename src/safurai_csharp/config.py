@@ -504,6 +504,9 @@ class ReportParams(Section):
 
 
 ACCELERATE_CONFIG_DIR = "configs/accelerate"
+# Where resumable runs keep their state (generate/evolve chunks: synth/checkpoint.py; the
+# Trainer's checkpoints: training/resume.py): under the repository, outside every DVC out.
+CHECKPOINT_ROOT = Path(".cache/checkpoints")
 
 
 class SftQuantizationParams(Section):

@@ -23,9 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-
-# Under the repository, outside every DVC out; one file per stage and key.
-ROOT = Path(".cache/checkpoints")
+from ..config import CHECKPOINT_ROOT as ROOT  # one file per stage and key under it
 
 
 def source_digest(module: Any) -> str:

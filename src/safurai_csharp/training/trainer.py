@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import publish_dir
-from ..config import Params, SftQloraParams
+from ..config import CHECKPOINT_ROOT, Params, SftQloraParams
 from . import launch
 from .data import load_splits, render_rows, to_dataset
 from .model import load_model, load_tokenizer, lora_config
 from .record import Quantization, TrainingRecord
 from .resume import checkpoint_dir, last_checkpoint, run_key
 
-CHECKPOINT_ROOT = Path(".cache/checkpoints")
 
 
 @dataclass
