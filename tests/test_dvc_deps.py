@@ -162,3 +162,14 @@ def test_no_stage_module_imports_another():
     stages = {f"{PKG}.stages.{p.stem}" for p in (SRC / PKG / "stages").glob("*.py") if p.stem != "__init__"}
     for stage in sorted(stages):
         assert not (imports(stage) & (stages - {stage})), f"{stage} imports {sorted(imports(stage) & stages)}"
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_a_stage_that_talks_to_the_teacher_depends_on_it(name):
+    """generate, evolve and filter (its optional LLM judge) open the teacher through
+    synth/teacher.py: its checkpoint and engine settings can change their outputs."""
+    stage = _stages()[name]
+    if name == "prepare_teacher" or "src/safurai_csharp/synth/teacher.py" not in closure(_stage_module(stage)):
+        return
+    assert "${teacher.model_dir}" in stage["deps"], name
+    assert {"teacher.engine", "teacher.engine_options"} <= set(stage["params"]), name
