@@ -116,6 +116,9 @@ CASES = {
     "sft-data: no training tasks": (["sft-data"], {}, {}, [f"data/tasks/train.jsonl: {NO_FILE}"]),
     "sft-qlora: no training rows": (["sft-qlora"], {}, {}, ["data/sft/train.jsonl: no training data"]),
     "merge: no adapter": (["merge"], {}, {}, ["models/adapter/adapter_config.json: no PEFT adapter there"]),
+    "merge: training record of a newer version": (
+        ["merge"], {}, {"models/adapter/adapter_config.json": {}, "models/adapter/training_record.json": {"schema_version": 2}},
+        ["models/adapter/training_record.json: training record schema_version 2; this code reads version 1"]),
     "eval-multipl-e: unknown target": (
         ["eval-multipl-e", "--target", "nosuch"], {}, {}, ["eval_multipl_e.targets has no 'nosuch'; known: base, merged"]),
     "eval-multipl-e: no benchmark": (
@@ -161,6 +164,8 @@ def test_the_user_errors_share_one_base():
     from safurai_csharp.jsonl import JsonlError
     from safurai_csharp.registry import RegistryError
     from safurai_csharp.stages.merge import MergeError
+    from safurai_csharp.training.record import RecordError
 
-    for cls in (SourceError, ParamsError, ToolchainError, EvaluationInputError, JsonlError, RegistryError, MergeError):
+    for cls in (SourceError, ParamsError, ToolchainError, EvaluationInputError, JsonlError, RegistryError, MergeError,
+                RecordError):
         assert issubclass(cls, UserError), cls
