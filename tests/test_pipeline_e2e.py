@@ -297,6 +297,8 @@ def test_an_eval_param_change_reruns_only_the_evals_and_their_dependants(project
     assert not ran & set(UPSTREAM_OF_EVAL), ran
 
 
+# slow (80 s of CI's 600 s): `make test-all`; the eval-param test above checks DVC's plan in CI
+@pytest.mark.slow
 def test_a_training_knob_experiment_retrains_from_the_cached_data(project, tmp_path):
     """`dvc exp run -S sft_qlora.lora.r=...` reruns training and what follows it, reuses every data
     stage and the base model's eval, and `dvc exp show` puts it beside the baseline with pass@1

@@ -115,6 +115,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 27 s: two torch processes; `make test-all`
 def test_two_cpu_processes_under_accelerate_launch(tmp_path, model):
     proj = project(tmp_path / "p", model, accelerate_config="configs/accelerate/cpu_2proc.yaml", max_steps=2)
     acc = yaml.safe_load((ROOT / "configs/accelerate/cpu_2proc.yaml").read_text())
