@@ -141,6 +141,12 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     assert "corrected.pass_at_1" in ev.data.metrics and "official.pass_at_1" in ev.data.metrics
     assert ev.data.params["eval_multipl_e.max_new_tokens"] == "24"
     assert "input.model.sha256" in ev.data.tags and "input.benchmark.sha256" in ev.data.tags
+    # MLflow's own dataset tracking (the runs list's Dataset column): the data read and written
+    filt = client.get_run(by_stage["filter"].info.run_id).inputs.dataset_inputs
+    contexts = {(d.dataset.name, next(t.value for t in d.tags if t.key == "mlflow.data.context")) for d in filt}
+    assert {("generated", "input"), ("filtered", "output")} <= contexts, contexts
+    assert by_stage["filter"].data.tags["output.filtered.sha256"].startswith(
+        next(d.dataset.digest for d in filt if d.dataset.name == "filtered"))
 
 
 def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):

@@ -610,6 +610,9 @@ class MlflowParams(Section):
 
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "safurai-csharp"
+    # CPU, memory, disk, network (and GPU, with pynvml) of each stage run as system/* metrics,
+    # sampled every 10 s by a background thread (MLflow's system metrics; costs ~nothing).
+    system_metrics: bool = True
 
 
 class Params(Section):

@@ -87,6 +87,33 @@ def lineage_tags(stage: str, inputs: Mapping[str, str | Path] | None = None) -> 
     return tags
 
 
+def is_dataset(path: str | Path) -> bool:
+    """The project's layout: datasets live under data/ (models under models/, metrics under
+    metrics/); a .jsonl file anywhere is one too."""
+    path = Path(path)
+    return path.suffix == ".jsonl" or (not path.is_absolute() and path.parts[:1] == ("data",))
+
+
+def log_datasets(mlflow: Any, context: str, paths: Mapping[str, str | Path] | None, tags: Mapping[str, str]) -> None:
+    """Each dataset among `paths` as an MLflow dataset input of the run (context "input" or
+    "output"), named as the stage names it, with the DVC path as its source and the content
+    hash already in `tags` as its digest (MLflow keeps 36 characters of it; the full one stays
+    in the tags), so the runs list and search show a run's data."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for name, path in (paths or {}).items():
+        digest = tags.get(f"{context}.{name}.sha256")
+        if digest is None or not is_dataset(path):
+            continue
+        with warnings.catch_warnings():  # a local path resolves to two equal registered sources
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(path))
+        mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36]), context=context)
+
+
 @contextlib.contextmanager
 def stage_run(
     cfg: MlflowParams, stage: str, *, params: Mapping[str, Any],
@@ -100,9 +127,13 @@ def stage_run(
 
     mlflow.set_tracking_uri(tracking_uri(cfg))
     mlflow.set_experiment(cfg.experiment)
-    with mlflow.start_run(run_name=run_name or stage, tags=lineage_tags(stage, inputs)):
+    tags = lineage_tags(stage, inputs)
+    with mlflow.start_run(run_name=run_name or stage, tags=tags, log_system_metrics=cfg.system_metrics):
         flat = flatten("", params)
         # MLflow caps a param value at 6000 chars; params here are short scalars and lists.
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        log_datasets(mlflow, "input", inputs, tags)
         yield mlflow
-        mlflow.set_tags(content_tags("output", outputs))
+        out_tags = content_tags("output", outputs)
+        mlflow.set_tags(out_tags)
+        log_datasets(mlflow, "output", outputs, out_tags)
