@@ -34,6 +34,9 @@ def _load(path: str):
 def main(argv: list[str] | None = None) -> int:
     from .errors import UserError
 
+    from .progress import quiet_logs
+
+    quiet_logs()  # progress bars: one line every 30 s in a log, live on a terminal
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -36,6 +36,7 @@ from .gate_cs import GATE_SOURCE
 from .harness_cs import HARNESS_SOURCE
 from .modes import apply_mode, instrument
 from .split import STUB_BODY, SolverRun, Split, checker_payload, combine, split
+from ..progress import bar
 from .compile_server import MCS_EXE, SERVER_IN_SANDBOX, CompileServer, Reply, server_exe
 from .sandbox import Outcome, Sandbox
 from .uids import allocate_uids
@@ -52,6 +53,7 @@ _ERR_LINE = re.compile(r"/job/p(\d{1,9})\.cs\(\d+,\d+\): error")
 _STARTUP_SLACK_S = 5.0
 _ENDS_PROCESS = re.compile(r"\bEnvironment\s*\.\s*(?:Exit|FailFast)\b|\.\s*Kill\s*\(")
 _BATCH_TIMEOUT_S = 1.0
+_BAR_FROM = 200  # programs: a progress bar for an eval's run, none for a data stage's chunk
 _SERVER_WAIT_S = 20.0  # server start-up; base of a request's wall clock (+0.5 s a file)
 _SERVER_MAX_REQUESTS = 100  # then a fresh server: mcs's emitted assemblies stay in memory
 _SERVER_START_TRIES = 3
@@ -200,10 +202,15 @@ class Executor:
                 workers.append(wk)
                 idle.put(wk)
             try:
-                with ThreadPoolExecutor(self.workers) as pool:
+                pb = bar(total=len(programs), desc="sandbox", unit="program", disable=len(programs) < _BAR_FROM)
+                split_idx = {u.index: u.split is not None for u in units}
+                with pb, ThreadPoolExecutor(self.workers) as pool:
+                    pb.update(len(programs) - len(units))  # encoding errors: already decided
                     for chunk_results in pool.map(lambda t: self._with_worker(fn, t, idle), tasks):
                         for idx, res in chunk_results.items():
                             results[idx] = res
+                            if not split_idx.get(idx) or res.status is Status.COMPILE_ERROR:
+                                pb.update(1)  # a split program counts once its checker ran
                     # Second phase: the checkers of the split programs, on what their solvers returned.
                     checks = [u for u in units if u.split is not None and results[u.index].status is not Status.COMPILE_ERROR]
                     # grouped by problem: a chunk compiles each of its checkers once, so n samples
@@ -215,6 +222,7 @@ class Executor:
                     for chunk_results in pool.map(lambda t: self._with_worker(self._run_checkers, t, idle), chunks):
                         for idx, res in chunk_results.items():
                             results[idx] = res
+                            pb.update(1)
             finally:
                 for wk in workers:
                     wk.stop_server()

@@ -159,11 +159,16 @@ class HFEngine:
             batches = [order[b:b + chunk] for b in range(0, len(order), chunk)]
         else:
             batches = [[i] for i in range(len(encoded))]
-        for idx in batches:
-            if seeds is not None and not sampling.greedy:
-                torch.manual_seed(seeds[idx[0]])
-            g, p = self._run_batch(idx, encoded, sampling, kwargs, per_prompt, results)
-            generated, prompt_tokens = generated + g, prompt_tokens + p
+        from ..progress import bar
+
+        with bar(total=len(encoded), desc="Processed prompts", unit="prompt") as pb:
+            for idx in batches:
+                if seeds is not None and not sampling.greedy:
+                    torch.manual_seed(seeds[idx[0]])
+                g, p = self._run_batch(idx, encoded, sampling, kwargs, per_prompt, results)
+                generated, prompt_tokens = generated + g, prompt_tokens + p
+                pb.update(len(idx))
+                pb.set_postfix(tokens_per_s=f"{generated / max(1e-9, time.perf_counter() - start):.1f}")
         if sampling.greedy:
             results = [r * sampling.n for r in results]
         self.last_stats = {"engine": self.name, "dtype": self.dtype, "generated_tokens": generated,

@@ -119,7 +119,8 @@ class VLLMEngine:
         # A seeded request samples from its own generator in vLLM, whatever else is batched
         # with it; one SamplingParams per prompt gives each prompt its seed.
         per_request = params(sampling.seed) if seeds is None else [params(s) for s in seeds]
-        outputs = self.llm.generate(prompts, per_request, use_tqdm=False)
+        # vLLM's own bar: prompts done, input/output tokens/s, ETA (progress.py paces it in logs)
+        outputs = self.llm.generate(prompts, per_request, use_tqdm=True)
         results: list[list[str]] = []
         generated = prompt_tokens = 0
         for out in outputs:

@@ -97,15 +97,19 @@ def run_chunks(path: Path, total: int, size: int, work: Callable[[range], tuple[
     the checkpoint, appending each chunk as it finishes. Returns all records in index order,
     how many came from the checkpoint, and the tallies of all complete chunks. `stop_after`
     ends early after that many new chunks (tests)."""
+    from ..progress import bar
+
     done, tallies = load_complete(path, size, total)
     resumed = sum(len(v) for v in done.values())
     new = 0
-    for c, idx in chunks(total, size):
-        if c in done:
-            continue
-        if stop_after is not None and new >= stop_after:
-            break
-        done[c], tallies[c] = work(idx)
-        append_chunk(path, c, done[c], tallies[c])
-        new += 1
+    with bar(total=total, initial=resumed, desc=path.parent.name, unit="task") as pb:
+        for c, idx in chunks(total, size):
+            if c in done:
+                continue
+            if stop_after is not None and new >= stop_after:
+                break
+            done[c], tallies[c] = work(idx)
+            append_chunk(path, c, done[c], tallies[c])
+            new += 1
+            pb.update(len(idx))
     return [strip_chunk(r) for c in sorted(done) for r in done[c]], resumed, [tallies[c] for c in sorted(tallies)]

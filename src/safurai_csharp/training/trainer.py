@@ -55,7 +55,7 @@ def sft_config(cfg: SftQloraParams, output_dir: str | Path, *, has_eval: bool, r
         gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
-        logging_strategy="steps", logging_steps=cfg.logging_steps, report_to=report_to, disable_tqdm=True,
+        logging_strategy="steps", logging_steps=cfg.logging_steps, report_to=report_to, disable_tqdm=False,
         use_cpu=cpu, ddp_backend="gloo" if cpu and launch.launched() else None, ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
     )
