@@ -156,7 +156,7 @@ def _calls(tests: str, mask: list[bool], name: str, lo: int, hi: int) -> list[tu
     qualified by something other than `Problem.`, nested in another's arguments, or used as
     a method group (not called)."""
     found = []
-    for m in re.finditer(rf"(?<![\w.]){re.escape(name)}\b|(?<=\.){re.escape(name)}\b", tests[lo:hi]):
+    for m in re.finditer(rf"(?<!\w){re.escape(name)}\b", tests[lo:hi]):
         start = lo + m.start()
         if not mask[start]:
             continue
