@@ -73,14 +73,14 @@ def stage(params, records_out: str | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        records, gen = generate(params, checkpoint_root=Path(tmp))
+        records, gen = generate(params.generate, params.teacher, params.sandbox, checkpoint_root=Path(tmp))
         wall = time.perf_counter() - start
     if records_out:
         from safurai_csharp.jsonl import write_jsonl
 
         write_jsonl(records_out, records)
     start = time.perf_counter()
-    kept, funnel = filter_records(records, params)
+    kept, funnel = filter_records(records, params.filter, params.teacher, params.sandbox, params.benchmark.out)
     filter_s = time.perf_counter() - start
     return {"generation": gen, "wall_s_with_startup": round(wall, 1), "filter_s": round(filter_s, 1),
             "funnel": {f["step"]: f["kept"] for f in funnel},

@@ -73,11 +73,21 @@ def params(tmp_path, monkeypatch):
     return load_params(tmp_path / "params.yaml")
 
 
+def candidate_sections(p):
+    """evolve_candidates' sections, as stage evolve's run passes them."""
+    return p.evolve, p.teacher, p.filter, p.generate
+
+
+def round_sections(p):
+    """evolve_round's sections and the benchmark path, as stage evolve's run passes them."""
+    return (*candidate_sections(p), p.sandbox, p.benchmark.out)
+
+
 @needs_toolchain
 def test_round_eliminates_keeps_lineage_and_carries_parents(params):
     parents = [{"id": f"p{i}", "instruction": task, "solution": SOL, "tests": TESTS, "topic": "numerics", "round": 0}
                for i, task in enumerate(SCRIPT)]
-    pool, metrics = evolve.evolve_round(parents, 1, params)
+    pool, metrics = evolve.evolve_round(parents, 1, *round_sections(params))
     new = [r for r in pool if not r["carried"]]
     assert [r["parent_id"] for r in new] == ["p0"]
     child = new[0]
@@ -89,7 +99,7 @@ def test_round_eliminates_keeps_lineage_and_carries_parents(params):
     assert metrics["evolved"] == 1 and metrics["carried"] == 4 and metrics["pool"] == 5
 
     # the same round again: same methods, same result (seeded draws, checkpointed calls)
-    again, _ = evolve.evolve_round(parents, 1, params)
+    again, _ = evolve.evolve_round(parents, 1, *round_sections(params))
     assert again == pool
 
     examples, per_round = collect(parents, [pool])  # what stage split splits
@@ -119,12 +129,14 @@ def test_killed_round_resumes_to_the_uninterrupted_result(params, tmp_path, monk
     parents = [{"id": f"p{i}", "instruction": task, "solution": SOL, "tests": TESTS, "round": 0}
                for i, task in enumerate(SCRIPT)]
     assert params.generate.chunk_size == 2  # configs/tiny.yaml: 5 parents = 3 chunks
-    whole, whole_cost = evolve.evolve_candidates(parents, 1, params, checkpoint_root=tmp_path / "whole")
+    whole, whole_cost = evolve.evolve_candidates(parents, 1, *candidate_sections(params),
+                                                 checkpoint_root=tmp_path / "whole")
 
     root = tmp_path / "killed"
     monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: SlowTeacher())
-    child = multiprocessing.get_context("fork").Process(
-        target=evolve.evolve_candidates, args=(parents, 1, params), kwargs={"checkpoint_root": root})
+    child = multiprocessing.get_context("fork").Process(target=evolve.evolve_candidates,
+                                                        args=(parents, 1, *candidate_sections(params)),
+                                                        kwargs={"checkpoint_root": root})
     child.start()
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -140,7 +152,7 @@ def test_killed_round_resumes_to_the_uninterrupted_result(params, tmp_path, monk
         fh.write('{"index": 4, "_chunk": 2, "raw": "tor')
 
     monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: ScriptedTeacher())
-    resumed, cost = evolve.evolve_candidates(parents, 1, params, checkpoint_root=root)
+    resumed, cost = evolve.evolve_candidates(parents, 1, *candidate_sections(params), checkpoint_root=root)
     assert resumed == whole
     assert cost["generated_tokens"] == whole_cost["generated_tokens"] > 0
     indices = [json.loads(ln)["index"] for ln in files[0].read_text().splitlines()

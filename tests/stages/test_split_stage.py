@@ -60,7 +60,7 @@ def test_split_build_renders_verifies_and_holds_out_dev():
     helper = example(51)
     helper["solution"] = helper["solution"].replace("    }\n}", "    }\n    static int G(int y) { return y; }\n}")
     rounds = [[example(100 + i, parent=f"e{i}", round_=1) for i in range(12)] + [wrong, helper], [], []]
-    out, metrics = build(filtered, rounds, params(dev_fraction=0.4, validation_fraction=0.1),
+    out, metrics = build(filtered, rounds, params(dev_fraction=0.4, validation_fraction=0.1).split,
                          Executor(Limits(timeout_s=10), workers=2))
     assert metrics["examples"] == 26 and metrics["render_failures"] == {"helper_methods": 1, "sandbox": 1}
     assert metrics["rendered"] == 24
@@ -106,7 +106,7 @@ def test_sft_data_rows_in_every_format_and_source():
     without = {**example(2), "task": None}
     samples = [{"task_id": "e1", "sample": 4, "completion": "\n        return x * 3;"}]
     p = params()
-    train, validation, metrics = build([with_task, without], [with_task], samples, p)
+    train, validation, metrics = build([with_task, without], [with_task], samples, p.sft_data)
     fmt = {(r["source"], r["format"]): r for r in train if r["task_id"] == "e1"}
     comp = fmt[("teacher", "completion")]
     assert comp["prompt"].endswith("public static int F1(int x) {") and comp["completion"] == "\n        return 3 * x;\n    }\n"

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, ParamsError, load_params
+from ..config import (EvolveParams, FilterParams, GenerateParams, ParamsError, SandboxParams, TeacherParams,
+                      load_params)
 from ..decontam import tokens
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth import checkpoint, cost
@@ -49,10 +50,9 @@ def similarity(a: str, b: str) -> float:
     return len(ta & tb) / max(1, len(ta | tb))
 
 
-def eliminate(parent: str, evolved: str, params: Params) -> str | None:
+def eliminate(parent: str, evolved: str, cfg: EvolveParams, filter_cfg: FilterParams) -> str | None:
     """WizardLM's elimination rules on the evolved task text; None = keep."""
-    cfg = params.evolve
-    if len(evolved) < params.filter.heuristics.min_instruction_chars or REFUSAL.search(evolved):
+    if len(evolved) < filter_cfg.heuristics.min_instruction_chars or REFUSAL.search(evolved):
         return "refusal_or_too_short"
     low = evolved.lower()
     if any(s in low for s in SCAFFOLDING):
@@ -62,21 +62,21 @@ def eliminate(parent: str, evolved: str, params: Params) -> str | None:
     return None
 
 
-def method_for(parent_id: str, k: int, params: Params) -> str:
-    rng = random.Random(f"{params.evolve.seed}:{k}:{parent_id}")
-    return params.evolve.methods[rng.randrange(len(params.evolve.methods))]
+def method_for(parent_id: str, k: int, cfg: EvolveParams) -> str:
+    rng = random.Random(f"{cfg.seed}:{k}:{parent_id}")
+    return cfg.methods[rng.randrange(len(cfg.methods))]
 
 
-def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_root: Path = checkpoint.ROOT,
+def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
+                      gen: GenerateParams, checkpoint_root: Path = checkpoint.ROOT,
                       stop_after_chunks: int | None = None) -> tuple[list[dict], dict[str, Any]]:
     """Teacher calls (resumable, chunked like generate): one candidate per parent, and the
     tokens and seconds they cost (the whole round's, resumed chunks included)."""
     from ..engines import SamplingConfig
     from ..hashing import path_digest
 
-    cfg, tcfg = params.evolve, params.teacher
     fewshot = load_fewshot()
-    size = params.generate.chunk_size
+    size = gen.chunk_size  # chunked like generate
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.of(tcfg.engine), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
            "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot,
@@ -91,11 +91,11 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
             engine = Meter(lazy.engine)
             chunk = [parents[i] for i in idx]
             seeds = [task_seed(cfg.seed * 1000 + k, i) for i in idx]
-            methods = [method_for(p["id"], k, params) for p in chunk]
+            methods = [method_for(p["id"], k, cfg) for p in chunk]
             rewritten = engine.chat([evolution_messages(m, p["instruction"]) for m, p in zip(methods, chunk)],
                                     sampling, seeds=seeds)
             evolved = [clean_instruction(r[0]) for r in rewritten]
-            reasons = [eliminate(p["instruction"], e, params) for p, e in zip(chunk, evolved)]
+            reasons = [eliminate(p["instruction"], e, cfg, filter_cfg) for p, e in zip(chunk, evolved)]
             todo = [j for j, r in enumerate(reasons) if r is None]
             answers = engine.chat([solve_messages(evolved[j], fewshot, shots) for j in todo], sampling,
                                   seeds=[seeds[j] for j in todo]) if todo else []
@@ -109,7 +109,7 @@ def evolve_candidates(parents: list[dict], k: int, params: Params, checkpoint_ro
     return candidates, cost.total(tallies)
 
 
-def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -> dict | str:
+def to_example(cand: dict, parent: dict, k: int, teacher: str, cfg: EvolveParams) -> dict | str:
     """The evolved example, or the reason it cannot be one."""
     if cand["elimination"]:
         return cand["elimination"]
@@ -124,21 +124,23 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, params: Params) -
     ins = cand["evolved_instruction"]
     return {"id": content_id(ins, p.solution, p.tests), "instruction": ins, "solution": p.solution, "tests": p.tests,
             "topic": parent.get("topic"), "concept": parent.get("concept"), "teacher": teacher,
-            "sampling": {"temperature": params.evolve.temperature, "top_p": params.evolve.top_p,
-                         "top_k": params.evolve.top_k, "max_new_tokens": params.evolve.max_new_tokens},
+            "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
+                         "top_k": cfg.top_k, "max_new_tokens": cfg.max_new_tokens},
             "seed": cand["seed"], "raw": raw, "round": k, "method": cand["method"], "parent_id": parent["id"]}
 
 
-def evolve_round(parents: list[dict], k: int, params: Params) -> tuple[list[dict], dict[str, Any]]:
-    """Pure core: the round's pool (new examples + carried parents) and its metrics."""
+def evolve_round(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
+                 gen: GenerateParams, sandbox: SandboxParams, benchmark: str) -> tuple[list[dict], dict[str, Any]]:
+    """Pure core: the round's pool (new examples + carried parents) and its metrics. `benchmark`
+    is the benchmark jsonl the decontam step blocks (benchmark.out, a dep of the stage)."""
     from ..csharp import make_executor
 
-    teacher = describe(params.teacher)
-    candidates, generation = evolve_candidates(parents, k, params)
+    teacher = describe(tcfg)
+    candidates, generation = evolve_candidates(parents, k, cfg, tcfg, filter_cfg, gen)
     start = time.perf_counter()
-    outcomes = [to_example(c, p, k, teacher, params) for c, p in zip(candidates, parents, strict=True)]
+    outcomes = [to_example(c, p, k, teacher, cfg) for c, p in zip(candidates, parents, strict=True)]
     examples = [o for o in outcomes if isinstance(o, dict)]
-    steps = build_steps(EVOLVE_STEPS, params, {"executor": make_executor(params.sandbox)})
+    steps = build_steps(EVOLVE_STEPS, filter_cfg, {"executor": make_executor(sandbox), "benchmark": benchmark})
     kept, funnel = run_steps(examples, steps)
     checks_s = time.perf_counter() - start
     kept_parents = {e["parent_id"] for e in kept}
@@ -176,7 +178,8 @@ def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
     with stage_run(params.mlflow, f"evolve@{round_k}", params=logged, run_name=f"evolve@{round_k}",
                    inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir},
                    outputs={"evolved": rnd.out}) as mlflow:
-        pool, metrics = evolve_round(parents, round_k, params)
+        pool, metrics = evolve_round(parents, round_k, cfg, params.teacher, params.filter, params.generate,
+                                      params.sandbox, params.benchmark.out)
         metrics_path = Path(cfg.metrics_dir) / f"round{round_k}.json"
         write_jsonl(rnd.out, pool)
         write_json(metrics_path, metrics)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import FilterParams, SandboxParams, TeacherParams, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth import cost
 from ..synth.steps import Record, build_steps, run_steps
@@ -47,18 +47,19 @@ def select(records: list[Record], keep: int, seed: int) -> list[Record]:
     return [records[i] for i in sorted(best)]
 
 
-def filter_records(records: list[Record], params: Params) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Pure core: survivors (in generation order) and the funnel."""
+def filter_records(records: list[Record], cfg: FilterParams, teacher: TeacherParams, sandbox: SandboxParams,
+                   benchmark: str) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Pure core: survivors (in generation order) and the funnel. `benchmark` is the benchmark
+    jsonl the decontam step blocks (benchmark.out, a dep of the stage)."""
     from ..csharp import make_executor
 
     from ..synth.teacher import LazyTeacher
 
-    cfg = params.filter
-    with LazyTeacher(params.teacher, cfg.seed) as lazy:
-        ctx: dict[str, Any] = {"chat": judge_chat(lazy, cfg.judge.max_new_tokens, cfg.seed)}
+    with LazyTeacher(teacher, cfg.seed) as lazy:
+        ctx: dict[str, Any] = {"chat": judge_chat(lazy, cfg.judge.max_new_tokens, cfg.seed), "benchmark": benchmark}
         if "execution" in cfg.steps:
-            ctx["executor"] = make_executor(params.sandbox)
-        steps = build_steps(cfg.steps, params, ctx)
+            ctx["executor"] = make_executor(sandbox)
+        steps = build_steps(cfg.steps, cfg, ctx)
         kept, funnel = run_steps([dict(r) for r in records], steps)
     final = select(kept, cfg.keep, cfg.seed)
     funnel.append({"step": "keep", "kept": len(final), "dropped": {"over_keep": len(kept) - len(final)} if len(kept) > len(final) else {}})
@@ -74,7 +75,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
                    inputs={"generated": params.generate.out, "benchmark": params.benchmark.out},
                    outputs={"filtered": cfg.out}) as mlflow:
         start = time.perf_counter()
-        kept, funnel = filter_records(records, params)
+        kept, funnel = filter_records(records, cfg, params.teacher, params.sandbox, params.benchmark.out)
         generation = generation_cost(params.generate.metrics)
         for rec in kept:
             rec.update(round=0, method=None, parent_id=None)

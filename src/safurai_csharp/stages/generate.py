@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import GenerateParams, SandboxParams, TeacherParams, load_params
 from ..jsonl import write_json, write_jsonl
 from ..synth import checkpoint, cost, decomposed
 from ..synth.cost import Meter
@@ -78,7 +78,8 @@ def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: 
     return answers, log
 
 
-def generate(params: Params, checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None
+def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams,
+             checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None
              ) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: returns the records (by task index) and generation stats (tokens and
     seconds of the whole run, resumed chunks included).
@@ -88,7 +89,6 @@ def generate(params: Params, checkpoint_root: Path = checkpoint.ROOT, stop_after
     from ..engines import SamplingConfig
     from ..hashing import path_digest
 
-    cfg, tcfg = params.generate, params.teacher
     taxonomy, fewshot = load_taxonomy(), load_fewshot()
     teacher = describe(tcfg)
     sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
@@ -107,9 +107,9 @@ def generate(params: Params, checkpoint_root: Path = checkpoint.ROOT, stop_after
             if limit_s not in sandbox:
                 from ..csharp import make_executor
 
-                cfg_sb = params.sandbox if limit_s is None else params.sandbox.model_copy(
-                    update={"timeout_s": min(params.sandbox.timeout_s, limit_s),
-                            "cpu_s": min(params.sandbox.cpu_s, int(limit_s))})
+                cfg_sb = sandbox_cfg if limit_s is None else sandbox_cfg.model_copy(
+                    update={"timeout_s": min(sandbox_cfg.timeout_s, limit_s),
+                            "cpu_s": min(sandbox_cfg.cpu_s, int(limit_s))})
                 sandbox[limit_s] = make_executor(cfg_sb)
             return sandbox[limit_s]
 
@@ -145,7 +145,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"generate": cfg.model_dump(), "teacher": params.teacher.model_dump()}
     with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir},
                    outputs={"generated": cfg.out}) as mlflow:
-        records, stats = generate(params)
+        records, stats = generate(cfg, params.teacher, params.sandbox)
         parsed = sum(r["parse_error"] is None for r in records)
         repaired = sum(r.get("repair") is not None for r in records)
         metrics = {"tasks": len(records), "parsed": parsed, "parse_rate": round(parsed / max(1, len(records)), 4),

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import BenchmarkParams, EvalParams, PromoteParams, load_params
 from ..tracking import log_metrics, stage_run
 
 
-def eval_setup(params: Params, metrics: dict[str, Any]) -> dict[str, Any]:
+def eval_setup(cfg: PromoteParams, ev: EvalParams, bench: BenchmarkParams,
+               metrics: dict[str, Any]) -> dict[str, Any]:
     """What must match for two pass@1 numbers to be comparable."""
-    ev, bench = params.eval_multipl_e, params.benchmark
-    return {"metric": params.promote.metric, "problems": metrics.get("problems"), "n": ev.n,
+    return {"metric": cfg.metric, "problems": metrics.get("problems"), "n": ev.n,
             "temperature": ev.temperature, "top_p": ev.top_p, "max_new_tokens": ev.max_new_tokens,
             "benchmark": {"source": bench.source, "path": bench.path, "limit": bench.limit, "problems": bench.problems}}
 
@@ -120,7 +120,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     with stage_run(params.mlflow, "promote", params=logged, inputs={"eval_metrics": eval_file},
                    outputs={"promotion": cfg.metrics}) as mlflow:
         c = registry.client(tracking_uri(params.mlflow))
-        decision = promote(c, name, score, eval_setup(params, eval_metrics), cfg.margin, sha)
+        setup = eval_setup(cfg, params.eval_multipl_e, params.benchmark, eval_metrics)
+        decision = promote(c, name, score, setup, cfg.margin, sha)
         # Direct links for the MLflow UI (lineage.py finds the same runs by content hash).
         scored = lineage.producer(c, lineage.experiment_ids(c), path_digest(eval_file))
         registry.set_tags(c, name, decision["candidate"]["version"], {

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import EvalParams, SelfSampleParams, load_params
 from ..csharp import make_executor
 from ..engines.base import SamplingConfig
 from ..evaluation import sample_completions
@@ -53,14 +53,15 @@ def keep(problems: list[dict], samples: list[list[str]], executor: Any,
     return rows, passed
 
 
-def sample(train: list[dict], params: Params, executor: Any) -> tuple[list[dict], dict[str, Any]]:
-    """(kept rows, metrics) for the training examples of split that carry a task."""
-    cfg = params.self_sample
+def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams,
+           executor: Any) -> tuple[list[dict], dict[str, Any]]:
+    """(kept rows, metrics) for the training examples of split that carry a task, sampled with
+    eval_multipl_e's engine and engine options (`ev`)."""
     problems = [{**ex["task"], "source_id": ex["id"]} for ex in train if ex.get("task")]
     sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    samples, gen = sample_completions(problems, cfg.model_dir, engine=params.eval_multipl_e.engine,
-                                      engine_options=params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine),
+    samples, gen = sample_completions(problems, cfg.model_dir, engine=ev.engine,
+                                      engine_options=ev.engine_options.of(ev.engine),
                                       sampling=sampling, protocol="completion")
     rows, passed = keep(problems, samples, executor, cfg.max_per_task)
     n_samples, n_pass = sum(map(len, passed)), sum(map(sum, passed))
@@ -79,7 +80,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
               "engine_options": params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine)}
     with stage_run(params.mlflow, "self_sample", params=logged,
                    inputs={"model": cfg.model_dir, "train_tasks": train_path}, outputs={"samples": cfg.out}) as mlflow:
-        rows, metrics = sample(read_jsonl(train_path), params, make_executor(params.sandbox))
+        rows, metrics = sample(read_jsonl(train_path), cfg, params.eval_multipl_e, make_executor(params.sandbox))
         write_jsonl(cfg.out, rows)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))

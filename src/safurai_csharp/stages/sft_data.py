@@ -13,16 +13,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, ParamsError, load_params
+from ..config import ParamsError, SftDataParams, load_params
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth.sft_format import rows
 from ..tracking import flatten, log_metrics, stage_run
 
 
 def build(train: list[dict], validation: list[dict], samples: list[dict],
-          params: Params) -> tuple[list[dict], list[dict], dict]:
+          cfg: SftDataParams) -> tuple[list[dict], list[dict], dict]:
     """Pure core: (train rows, validation rows, metrics)."""
-    cfg = params.sft_data
     by_id = {ex["id"]: ex for ex in train}
     train_rows: list[dict] = []
     if "teacher" in cfg.sources:
@@ -52,7 +51,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
                            "samples": params.self_sample.out},
                    outputs={"sft_data": cfg.out_dir}) as mlflow:
         train, validation, metrics = build(read_jsonl(tasks / "train.jsonl"), read_jsonl(tasks / "validation.jsonl"),
-                                           read_jsonl(params.self_sample.out), params)
+                                           read_jsonl(params.self_sample.out), cfg)
         if not train:
             raise ParamsError(f"no training rows: sft_data.formats {cfg.formats} and sources {cfg.sources} give "
                              f"nothing for the {metrics['train_tasks']} training tasks (add format chat or alpaca, "

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import Params, load_params
+from ..config import SplitParams, load_params
 from ..csharp import make_executor
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth.completion_format import render_all, verify
@@ -27,10 +27,9 @@ from ..tracking import flatten, log_metrics, stage_run
 DEV_PREFIX = "dev_"
 
 
-def build(filtered: list[dict], rounds: list[list[dict]], params: Params,
+def build(filtered: list[dict], rounds: list[list[dict]], cfg: SplitParams,
           executor: Any) -> tuple[dict[str, list[dict]], dict[str, Any]]:
     """Pure core but for the sandbox: ({side: records}, metrics)."""
-    cfg = params.split
     examples, per_round = collect(filtered, rounds)
     sides = assign(examples, [filtered, *rounds], seed=cfg.seed, dev_fraction=cfg.dev_fraction,
                    validation_fraction=cfg.validation_fraction)
@@ -63,7 +62,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     with stage_run(params.mlflow, "split", params={"split": cfg.model_dump(), "sandbox": params.sandbox.model_dump()},
                    inputs={"filtered": params.filter.out, **{f"round{i + 1}": f for i, f in enumerate(round_files)}},
                    outputs={"tasks": cfg.out_dir}) as mlflow:
-        out, metrics = build(read_jsonl(params.filter.out), [read_jsonl(f) for f in round_files], params,
+        out, metrics = build(read_jsonl(params.filter.out), [read_jsonl(f) for f in round_files], cfg,
                              make_executor(params.sandbox))
         for name, rows in out.items():
             write_jsonl(Path(cfg.out_dir) / f"{name}.jsonl", rows)

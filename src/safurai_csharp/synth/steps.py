@@ -275,32 +275,35 @@ class JudgeStep:
         return reasons
 
 
-# name -> builder(params, context): the one place a step gets its knobs from params.yaml, so
-# the filter stage and evolve (which reruns some steps on evolved examples) build them alike.
-# Explicit registry: adding a step = one class + one line. `context` holds what the stage
-# opens itself: "executor" (the sandbox) for execution, "chat" (the teacher) for judge.
-def _decontam(p: Any, ctx: dict[str, Any]) -> "DecontamStep":
+# name -> builder(cfg, context): the one place a step gets its knobs from params.yaml (`cfg` is
+# the filter section, config.FilterParams), so the filter stage and evolve (which reruns some
+# steps on evolved examples) build them alike. Explicit registry: adding a step = one class +
+# one line. `context` holds what the stage opens itself: "executor" (the sandbox) for
+# execution, "chat" (the teacher) for judge, "benchmark" (the benchmark jsonl's path, a DVC
+# dep of both stages) for decontam.
+def _decontam(cfg: Any, ctx: dict[str, Any]) -> "DecontamStep":
     from ..jsonl import read_jsonl
 
-    return decontam_step(read_jsonl(p.benchmark.out), p.filter.decontam)
+    return decontam_step(read_jsonl(ctx["benchmark"]), cfg.decontam)
 
 
 STEP_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], Step]] = {
-    "parse": lambda p, ctx: ParseStep(),
-    "execution": lambda p, ctx: ExecutionStep(ctx["executor"], min_asserts=p.filter.execution.min_asserts,
-                                              mutant_check=p.filter.execution.mutant_check,
-                                              prune=p.filter.execution.prune),
-    "dedup": lambda p, ctx: DedupStep(threshold=p.filter.dedup.threshold, num_perm=p.filter.dedup.num_perm,
-                                      shingle=p.filter.dedup.shingle, seed=p.filter.seed),
+    "parse": lambda cfg, ctx: ParseStep(),
+    "execution": lambda cfg, ctx: ExecutionStep(ctx["executor"], min_asserts=cfg.execution.min_asserts,
+                                                mutant_check=cfg.execution.mutant_check,
+                                                prune=cfg.execution.prune),
+    "dedup": lambda cfg, ctx: DedupStep(threshold=cfg.dedup.threshold, num_perm=cfg.dedup.num_perm,
+                                        shingle=cfg.dedup.shingle, seed=cfg.seed),
     "decontam": _decontam,
-    "heuristics": lambda p, ctx: HeuristicsStep(**p.filter.heuristics.model_dump()),
-    "judge": lambda p, ctx: JudgeStep(ctx["chat"], min_score=p.filter.judge.min_score),
+    "heuristics": lambda cfg, ctx: HeuristicsStep(**cfg.heuristics.model_dump()),
+    "judge": lambda cfg, ctx: JudgeStep(ctx["chat"], min_score=cfg.judge.min_score),
 }
 
 
-def build_steps(names: Sequence[str], params: Any, context: dict[str, Any]) -> list[Step]:
-    """The steps `names`, in that order, with their knobs from `params` (a config.Params)."""
-    return [STEP_BUILDERS[name](params, context) for name in names]
+def build_steps(names: Sequence[str], cfg: Any, context: dict[str, Any]) -> list[Step]:
+    """The steps `names`, in that order, with their knobs from `cfg` (params.filter, a
+    config.FilterParams)."""
+    return [STEP_BUILDERS[name](cfg, context) for name in names]
 
 
 def run_steps(records: list[Record], steps: list[Step]) -> tuple[list[Record], list[dict[str, Any]]]:
