@@ -1,4 +1,5 @@
-"""dvc.yaml's code deps cannot drift from the imports (issue #12).
+"""dvc.yaml's code deps cannot drift from the imports, nor its params from the cores' signatures
+(issue #12; the params check is at the end of this file).
 
 DVC reruns a stage when one of its `deps` changes, so a module a stage runs but does not list
 leaves stale outputs in the cache (editing the pass@k estimator used to keep every cached eval
@@ -173,3 +174,114 @@ def test_a_stage_that_talks_to_the_teacher_depends_on_it(name):
         return
     assert "${teacher.model_dir}" in stage["deps"], name
     assert {"teacher.engine", "teacher.engine_options"} <= set(stage["params"]), name
+
+
+# --- params: the sections a stage's core takes are in the stage's `params:` ---------------------
+#
+# A stage's core takes the params.yaml sections it reads, as their config models (issue #12:
+# `generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams, ...)`), never
+# the whole `Params`; the stage's `run` loads params.yaml and picks them. So its signature says
+# which sections can change its outputs, and dvc.yaml must list each of them under `params:`,
+# or a changed knob of that section leaves the stage's cached outputs in place.
+
+# Cores that live below their stage module (the module's `run` calls them with its sections).
+# evaluation.run_stage (eval_multipl_e, eval_dev) takes `cfg: Any` (it serves both sampling
+# sections) and training.trainer.train (sft_qlora) still takes the whole Params: neither is
+# checked here.
+CORES_BELOW = {
+    "prepare_teacher": ["safurai_csharp.synth.teacher:prepare_teacher"],
+    "merge": ["safurai_csharp.model_card:model_card"],
+}
+
+
+def _section_of_model() -> dict[type, str]:
+    """Each section model -> its params.yaml key, from the fields of config.Params."""
+    from safurai_csharp.config import Params
+
+    return {field.annotation: name for name, field in Params.model_fields.items()}
+
+
+def _core_functions(name: str, stage: dict) -> list:
+    """The functions of the stage's module (but `run`, which takes the params file, and
+    `add_parser`) and the stage's cores in CORES_BELOW."""
+    import importlib
+    import inspect
+
+    module = importlib.import_module(_stage_module(stage))
+    found = [f for n, f in inspect.getmembers(module, inspect.isfunction)
+             if f.__module__ == module.__name__ and n not in ("run", "add_parser")]
+    for ref in CORES_BELOW.get(name, []):
+        mod, attr = ref.split(":")
+        found.append(getattr(importlib.import_module(mod), attr))
+    return found
+
+
+def sections_taken(func) -> set[str]:
+    """The params.yaml sections `func` takes, read from its type annotations (`X | None` and
+    other unions included). Taking the whole Params is an error: it hides what the core reads."""
+    import typing
+
+    from safurai_csharp.config import Params
+
+    keys = _section_of_model()
+
+    def walk(tp) -> set[str]:
+        assert tp is not Params, (f"{func.__module__}.{func.__qualname__} takes the whole Params: pass it the "
+                                  "sections it reads, so dvc.yaml's params can be checked against its signature")
+        if isinstance(tp, (list, tuple)):  # Callable[[A, B], R]'s argument list
+            return {s for arg in tp for s in walk(arg)}
+        own = {keys[tp]} if isinstance(tp, type) and tp in keys else set()
+        return own | {s for arg in typing.get_args(tp) for s in walk(arg)}
+
+    return {s for tp in typing.get_type_hints(func).values() for s in walk(tp)}
+
+
+def listed_sections(stage: dict) -> set[str]:
+    """The top-level params.yaml sections of the stage's `params:`. dvc.yaml lists a section
+    whole (`sandbox`) or, where the stage reads only part of it, its keys one by one (evolve's
+    `filter.execution`, `generate.chunk_size`; promote's `eval_multipl_e.n`; the teacher's
+    `teacher.engine`, `teacher.engine_options`, so a new teacher.source reruns only
+    prepare_teacher): such a `section.key` counts as a listing of its section. Which keys of a
+    section a core reads is not in its signature, so that finer choice is checked by review (and,
+    for the teacher, by test_a_stage_that_talks_to_the_teacher_depends_on_it above)."""
+    entries = stage.get("params", [])
+    assert all(isinstance(e, str) for e in entries), "params from another file than params.yaml"
+    return {e.split(".")[0] for e in entries}
+
+
+def test_cores_below_name_stages_and_functions_that_exist():
+    import importlib
+
+    for name, refs in CORES_BELOW.items():
+        assert name in _stages(), name
+        for ref in refs:
+            mod, attr = ref.split(":")
+            assert callable(getattr(importlib.import_module(mod), attr, None)), ref
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_stage_params_list_every_section_its_core_takes(name):
+    stage = _stages()[name]
+    listed = listed_sections(stage)
+    for func in _core_functions(name, stage):
+        missing = sorted(sections_taken(func) - listed)
+        assert not missing, (f"dvc.yaml stage {name} does not list params {missing}, which "
+                             f"{func.__module__}.{func.__qualname__} takes: add them to its params:")
+
+
+def test_sections_taken_reads_the_signature():
+    from safurai_csharp.stages import evolve, filter as filter_stage, generate, promote
+
+    assert sections_taken(generate.generate) == {"generate", "teacher", "sandbox"}
+    assert sections_taken(filter_stage.filter_records) == {"filter", "teacher", "sandbox"}
+    assert sections_taken(evolve.evolve_round) == {"evolve", "teacher", "filter", "generate", "sandbox"}
+    assert sections_taken(promote.eval_setup) == {"promote", "eval_multipl_e", "benchmark"}
+    assert listed_sections(_stages()["promote"]) >= {"promote", "merge", "eval_multipl_e", "benchmark"}
+
+    from safurai_csharp.config import Params
+
+    def whole(params) -> None: ...
+
+    whole.__annotations__ = {"params": Params, "return": None}
+    with pytest.raises(AssertionError, match="takes the whole Params"):
+        sections_taken(whole)
