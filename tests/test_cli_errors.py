@@ -11,7 +11,6 @@ fresh directory with the tiny profile, and fail before any model loads; none nee
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -36,16 +35,11 @@ def test_every_command_is_covered():
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty project directory with the tiny profile as params.yaml; pip cannot reach an index."""
+def workdir(tmp_path, monkeypatch, pip_offline):
+    """An empty project directory with the tiny profile as params.yaml; pip cannot reach an index
+    (pip_offline, tests/conftest.py)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv("PIP_TIMEOUT", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     write_params(tmp_path / "params.yaml")
     return tmp_path
