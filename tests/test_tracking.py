@@ -39,3 +39,25 @@ def test_datasets_and_system_metrics_of_a_stage_run(tmp_path, monkeypatch):
     }  # models and metrics are no datasets
     assert all('"data/' in src for *_, src in seen)  # the DVC path is the source
     assert any(k.startswith("system/cpu_utilization") for k in got.data.metrics), sorted(got.data.metrics)
+
+
+def test_live_metrics_move_during_a_chunked_stage(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from safurai_csharp.synth.checkpoint import run_chunks
+    from safurai_csharp.tracking import live
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    work = lambda idx: ([{"index": i, "ok": i % 2 == 0} for i in idx], {"generated_tokens": 10 * len(idx)})  # noqa: E731
+    summary = lambda records, tallies: {"kept": sum(r["ok"] for r in records),  # noqa: E731
+                                        "generated_tokens": sum(t["generated_tokens"] for t in tallies)}
+    cfg = MlflowParams(tracking_uri=uri, experiment="t", system_metrics=False)
+    with stage_run(cfg, "generate", params={}) as run:
+        run_chunks(tmp_path / "ck" / "k.jsonl", total=10, size=4, work=work, on_chunk=live(run, summary))
+        run_id = run.active_run().info.run_id
+    client = MlflowClient(uri)
+    done = client.get_metric_history(run_id, "live.tasks_done")
+    assert [(m.step, m.value) for m in done] == [(4, 4.0), (8, 8.0), (10, 10.0)]
+    assert [m.value for m in client.get_metric_history(run_id, "live.kept")] == [2.0, 4.0, 5.0]
+    assert client.get_metric_history(run_id, "live.generated_tokens")[-1].value == 100.0

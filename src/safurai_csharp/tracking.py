@@ -35,9 +35,20 @@ def metric_key(name: str) -> str:
     return name.replace("@", "_at_")
 
 
-def log_metrics(mlflow: Any, metrics: Mapping[str, Any]) -> None:
+def log_metrics(mlflow: Any, metrics: Mapping[str, Any], step: int | None = None) -> None:
     mlflow.log_metrics({metric_key(k): float(v) for k, v in metrics.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=step)
+
+
+def live(mlflow: Any, summary: Any) -> Any:
+    """A run_chunks `on_chunk` callback that logs `live.*` metrics while a long stage runs, one
+    step per chunk (step = tasks done), so the MLflow UI's charts move during the run and a
+    killed run still shows how far it got. `summary(records, tallies)` -> the numbers to log."""
+    def on_chunk(records: list[dict], tallies: list[dict]) -> None:
+        log_metrics(mlflow, flatten("live", {"tasks_done": len(records), **summary(records, tallies)}),
+                    step=len(records))
+
+    return on_chunk
 
 
 def _git_commit() -> str | None:

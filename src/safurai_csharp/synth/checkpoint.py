@@ -92,11 +92,13 @@ def strip_chunk(rec: dict) -> dict:
 
 
 def run_chunks(path: Path, total: int, size: int, work: Callable[[range], tuple[list[dict], dict]],
-               stop_after: int | None = None) -> tuple[list[dict], int, list[dict]]:
+               stop_after: int | None = None,
+               on_chunk: Callable[[list[dict], list[dict]], None] | None = None) -> tuple[list[dict], int, list[dict]]:
     """Runs `work` (-> records, tally) on every chunk of task indices not already complete in
     the checkpoint, appending each chunk as it finishes. Returns all records in index order,
     how many came from the checkpoint, and the tallies of all complete chunks. `stop_after`
-    ends early after that many new chunks (tests)."""
+    ends early after that many new chunks (tests). `on_chunk(records, tallies)` sees every
+    record and tally so far after each new chunk (live metrics: tracking.live)."""
     from ..progress import bar
 
     done, tallies = load_complete(path, size, total)
@@ -112,4 +114,6 @@ def run_chunks(path: Path, total: int, size: int, work: Callable[[range], tuple[
             append_chunk(path, c, done[c], tallies[c])
             new += 1
             pb.update(len(idx))
+            if on_chunk is not None:
+                on_chunk([r for k in sorted(done) for r in done[k]], [tallies[k] for k in sorted(tallies)])
     return [strip_chunk(r) for c in sorted(done) for r in done[c]], resumed, [tallies[c] for c in sorted(tallies)]
