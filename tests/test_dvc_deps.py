@@ -44,6 +44,8 @@ ALLOWED = {
         "the UserError base class: how a failure is reported, never what a success writes",
     "src/safurai_csharp/tracking.py":
         "MLflow runs, params, metrics and lineage tags: written to the tracking store, never to a DVC out",
+    "src/safurai_csharp/progress.py":
+        "progress bars drawn on stderr (tqdm): how far a step is, never what it writes",
     "src/safurai_csharp/config.py": (
         "the params schema. DVC hashes the values a stage reads (its `params:`), and every profile "
         "spells out every key (tests/test_profiles.py), so no schema default reaches a stage; a schema "
