@@ -136,6 +136,9 @@ def test_every_stage_logged_to_mlflow_with_lineage(project):
     assert set(by_stage) == set(stages)  # one MLflow run per DVC stage
     assert "funnel.parse" in by_stage["filter"].data.metrics
     assert by_stage["generate"].data.params["generate.num_tasks"] == "8"
+    # live metrics: one step per chunk of 4 tasks while generate ran
+    steps = [(m.step, m.value) for m in client.get_metric_history(by_stage["generate"].info.run_id, "live.tasks_done")]
+    assert steps == [(4, 4.0), (8, 8.0)], steps
     assert "input.parents.sha256" in by_stage["evolve@2"].data.tags
     ev = by_stage["eval_multipl_e@base"]
     assert "corrected.pass_at_1" in ev.data.metrics and "official.pass_at_1" in ev.data.metrics

@@ -30,7 +30,7 @@ from ..synth import prompts
 from ..synth.prompts import SCAFFOLDING, evolution_messages, solve_messages, task_seed
 from ..synth.steps import REFUSAL, build_steps, content_id, run_steps
 from ..synth.teacher import LazyTeacher, describe
-from ..tracking import flatten, log_metrics, stage_run
+from ..tracking import flatten, live, log_metrics, stage_run
 
 # The filter's checks an evolved example must pass again, built like the filter stage builds
 # them (synth/steps.py): a new knob of these steps reaches evolve without an edit here. Their
@@ -69,9 +69,10 @@ def method_for(parent_id: str, k: int, cfg: EvolveParams) -> str:
 
 def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
                       gen: GenerateParams, checkpoint_root: Path = checkpoint.ROOT,
-                      stop_after_chunks: int | None = None) -> tuple[list[dict], dict[str, Any]]:
+                      stop_after_chunks: int | None = None, on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """Teacher calls (resumable, chunked like generate): one candidate per parent, and the
-    tokens and seconds they cost (the whole round's, resumed chunks included)."""
+    tokens and seconds they cost (the whole round's, resumed chunks included). `on_chunk`:
+    live metrics after each chunk."""
     from ..engines import SamplingConfig
     from ..hashing import path_digest
 
@@ -105,7 +106,8 @@ def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: Teac
                     for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))
                     ], engine.tally
 
-        candidates, _resumed, tallies = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks)
+        candidates, _resumed, tallies = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks,
+                                                              on_chunk)
     return candidates, cost.total(tallies)
 
 
@@ -130,13 +132,14 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, cfg: EvolveParams
 
 
 def evolve_round(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
-                 gen: GenerateParams, sandbox: SandboxParams, benchmark: str) -> tuple[list[dict], dict[str, Any]]:
+                 gen: GenerateParams, sandbox: SandboxParams, benchmark: str,
+                 on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: the round's pool (new examples + carried parents) and its metrics. `benchmark`
     is the benchmark jsonl the decontam step blocks (benchmark.out, a dep of the stage)."""
     from ..csharp import make_executor
 
     teacher = describe(tcfg)
-    candidates, generation = evolve_candidates(parents, k, cfg, tcfg, filter_cfg, gen)
+    candidates, generation = evolve_candidates(parents, k, cfg, tcfg, filter_cfg, gen, on_chunk=on_chunk)
     start = time.perf_counter()
     outcomes = [to_example(c, p, k, teacher, cfg) for c, p in zip(candidates, parents, strict=True)]
     examples = [o for o in outcomes if isinstance(o, dict)]
@@ -166,6 +169,12 @@ def evolve_round(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherPa
     return pool, metrics
 
 
+def live_summary(candidates: list[dict], tallies: list[dict]) -> dict[str, Any]:
+    """What the MLflow UI charts while a round runs: rewrites that survived elimination so
+    far, and the teacher's tokens and tokens/s."""
+    return {"not_eliminated": sum(c["elimination"] is None for c in candidates), **cost.total(tallies)}
+
+
 def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.evolve
@@ -179,7 +188,7 @@ def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
                    inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir},
                    outputs={"evolved": rnd.out}) as mlflow:
         pool, metrics = evolve_round(parents, round_k, cfg, params.teacher, params.filter, params.generate,
-                                      params.sandbox, params.benchmark.out)
+                                      params.sandbox, params.benchmark.out, on_chunk=live(mlflow, live_summary))
         metrics_path = Path(cfg.metrics_dir) / f"round{round_k}.json"
         write_jsonl(rnd.out, pool)
         write_json(metrics_path, metrics)

@@ -28,7 +28,7 @@ from ..synth import prompts
 from ..synth.prompts import generation_messages, repair_messages, task_seed, task_spec
 from ..synth.steps import content_id
 from ..synth.teacher import LazyTeacher, describe
-from ..tracking import flatten, log_metrics, stage_run
+from ..tracking import flatten, live, log_metrics, stage_run
 
 
 def make_record(spec, seed: int, raw: str, teacher: str, sampling: dict[str, Any],
@@ -79,12 +79,13 @@ def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: 
 
 
 def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams,
-             checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None
-             ) -> tuple[list[dict], dict[str, Any]]:
+             checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None,
+             on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: returns the records (by task index) and generation stats (tokens and
     seconds of the whole run, resumed chunks included).
 
-    `stop_after_chunks` ends the run early after that many new chunks (for tests of resume).
+    `stop_after_chunks` ends the run early after that many new chunks (for tests of resume);
+    `on_chunk(records, tallies)` sees the run so far after each chunk (live metrics).
     """
     from ..engines import SamplingConfig
     from ..hashing import path_digest
@@ -134,9 +135,17 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             return records, meter.tally
 
         records, resumed, tallies = checkpoint.run_chunks(path, cfg.num_tasks, cfg.chunk_size, work,
-                                                          stop_after_chunks)
+                                                          stop_after_chunks, on_chunk)
     stats = {**cost.total(tallies), "resumed_tasks": resumed, "checkpoint": str(path)}
     return records, stats
+
+
+def live_summary(records: list[dict], tallies: list[dict]) -> dict[str, Any]:
+    """What the MLflow UI charts while generate runs: answers parsed (the decomposed recipe:
+    examples assembled) so far, and the teacher's tokens and tokens/s."""
+    ok = sum((r["steps"]["dropped_at"] is None) if r.get("recipe") == "decomposed" else r["parse_error"] is None
+             for r in records)
+    return {"assembled": ok, **cost.total(tallies)}
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
@@ -145,7 +154,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"generate": cfg.model_dump(), "teacher": params.teacher.model_dump()}
     with stage_run(params.mlflow, "generate", params=logged, inputs={"teacher": params.teacher.model_dir},
                    outputs={"generated": cfg.out}) as mlflow:
-        records, stats = generate(cfg, params.teacher, params.sandbox)
+        records, stats = generate(cfg, params.teacher, params.sandbox, on_chunk=live(mlflow, live_summary))
         parsed = sum(r["parse_error"] is None for r in records)
         repaired = sum(r.get("repair") is not None for r in records)
         metrics = {"tasks": len(records), "parsed": parsed, "parse_rate": round(parsed / max(1, len(records)), 4),
