@@ -167,9 +167,14 @@ def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):
     assert {"merge", "sft_qlora", "sft_data", "split", "filter", "evolve@1", "evolve@2", "evolve@3",
             "generate", "prepare_teacher", "prepare_base", "benchmark"} <= made, made
     scored = {n["stage"]: {u["stage"] for u in n["used_by"]} for n in lin["scored_by"]}
-    assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": {"report"}}
+    assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": {"promote", "report"}}
     text = sh(["safurai-csharp", "lineage", "--alias", "candidate"], proj).stdout
     assert "adapter <- sft_qlora" in text and "read by promote" in text
+    import mlflow  # the registry page: what the version scored on the test and dev sets, then its card
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
+    card = client.get_model_version_by_alias("safurai-csharp-tiny", "candidate").description
+    assert card.startswith("## Scores") and "`eval_multipl_e@merged`" in card and "`eval_dev@merged`" in card
 
 
 def test_plots_render_loss_funnel_and_per_problem(project):

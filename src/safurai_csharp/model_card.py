@@ -52,3 +52,41 @@ def model_card(cfg: MergeParams, metrics: dict[str, Any], lineage: dict[str, str
         f"model, tokenizer = load_registered({cfg.registered_model!r}, 'champion')", "```", "",
     ]
     return "\n".join(lines)
+
+
+SCORES_HEADING = "## Scores"
+
+
+def scores_section(target: str, test: dict[str, Any], dev: dict[str, Any] | None, decision: dict[str, Any]) -> str:
+    """What the model scored, for the registered version's description (stage promote, after
+    the evals): pass@1 with its 95% interval per test mode on HumanEval-C# (the test set) and
+    on the held-out dev set, the sampling behind them, and the promotion decision."""
+    def rows(metrics: dict[str, Any]) -> list[str]:
+        out = []
+        for mode in ("official", "corrected"):
+            if mode in metrics:
+                m = metrics[mode]
+                lo, hi = m.get("pass@1_ci95", [None, None])
+                ci = f"[{lo:.1%}, {hi:.1%}]" if lo is not None else "-"
+                out.append(f"| {mode} | {m['pass@1']:.1%} | {ci} | {m.get('compile_rate', 0):.1%} | {m.get('problems', '-')} |")
+        return out
+
+    head = "| tests | pass@1 | 95% interval | compiles | problems |\n|---|---|---|---|---|"
+    lines = [SCORES_HEADING, "",
+             f"HumanEval-C# (the test set), stage `eval_multipl_e@{target}`: protocol {test.get('protocol', '?')}, "
+             f"n = {test.get('n', '?')} per problem.", "", head, *rows(test), ""]
+    if dev:
+        lines += [f"Dev set (held-out validated tasks, never trained on), stage `eval_dev@{target}`:", "", head,
+                  *rows(dev), ""]
+    lines += [f"Promotion: **{decision.get('decision', '?')}**: {decision.get('reason', '')}", "", _SCORES_END, ""]
+    return "\n".join(lines)
+
+
+_SCORES_END = "<!-- end of scores (safurai-csharp promote) -->"
+
+
+def with_scores(card: str, section: str) -> str:
+    """The description with `section` first, replacing the scores a previous promote wrote."""
+    if card.startswith(SCORES_HEADING) and _SCORES_END in card:
+        card = card.split(_SCORES_END, 1)[1].lstrip("\n")
+    return section + "\n" + card

@@ -104,6 +104,15 @@ def version_by_alias(c: Any, name: str, alias: str) -> Any | None:
         raise
 
 
+def describe(c: Any, name: str, version: str | int, text: str) -> None:
+    """Set a version's description (the registry page shows it: what the model is and scored)."""
+    c.update_model_version(name, str(version), description=text[:_TAG_MAX])
+
+
+def description(c: Any, name: str, version: str | int) -> str:
+    return c.get_model_version(name, str(version)).description or ""
+
+
 def set_tags(c: Any, name: str, version: str | int, tags: Mapping[str, Any]) -> None:
     for key, value in tags.items():
         c.set_model_version_tag(name, str(version), key, tag_value(value))

@@ -106,6 +106,10 @@ def test_alias_round_trip_merge_promote_load(base, tmp_path, monkeypatch):
 
     again = promote.run()  # rerun with nothing new: idempotent
     assert not again["promoted"] and "already the champion" in again["reason"] and champion() == "4"
+    # the registry page says what v4 scored, above its model card, once however often promote runs
+    text = client.get_model_version(NAME, "4").description
+    assert text.startswith("## Scores") and "| corrected | 50.0% |" in text and "| official | 25.0% |" in text
+    assert text.count("## Scores") == 1 and "\n# " + NAME in text  # the card follows
 
     # models:/<name>@champion loads with transformers and generates; it is the v4 merge.
     model, tokenizer = registry.load_registered(NAME, "champion", tracking_uri=f"sqlite:///{proj / 'mlflow.db'}",

@@ -102,6 +102,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     from .. import lineage, registry
     from ..hashing import path_digest
     from ..jsonl import write_json
+    from ..model_card import scores_section, with_scores
     from ..tracking import tracking_uri
 
     params = load_params(params_path)
@@ -117,7 +118,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     model_dir = Path(params.eval_multipl_e.targets[cfg.target].model_dir)
     sha = path_digest(model_dir) if model_dir.exists() else None
     logged = {"promote": cfg.model_dump(), "registered_model": name}
-    with stage_run(params.mlflow, "promote", params=logged, inputs={"eval_metrics": eval_file},
+    dev_file = params.eval_dev.metrics_path(cfg.target)
+    with stage_run(params.mlflow, "promote", params=logged, inputs={"eval_metrics": eval_file, "dev_metrics": dev_file},
                    outputs={"promotion": cfg.metrics}) as mlflow:
         c = registry.client(tracking_uri(params.mlflow))
         setup = eval_setup(cfg, params.eval_multipl_e, params.benchmark, eval_metrics)
@@ -127,6 +129,12 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         registry.set_tags(c, name, decision["candidate"]["version"], {
             "lineage.promote_run_id": mlflow.active_run().info.run_id,
             **({"lineage.eval_run_id": scored.info.run_id} if scored else {})})
+        # The registry page says what the version scored, above its model card (merge wrote it
+        # before any eval ran).
+        version = decision["candidate"]["version"]
+        dev = json.loads(dev_file.read_text()) if dev_file.is_file() else None
+        registry.describe(c, name, version, with_scores(registry.description(c, name, version),
+                                                        scores_section(cfg.target, eval_metrics, dev, decision)))
         write_json(cfg.metrics, decision)
         before = decision["champion_before"]
         log_metrics(mlflow, {"candidate_score": score, "promoted": int(decision["promoted"]),
