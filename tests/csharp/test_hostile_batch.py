@@ -5,6 +5,7 @@ both scheduling paths (batch and alone), with the batch verdicts equal to the al
 import pytest
 
 from safurai_csharp.csharp import Executor, Limits, Program, Status
+from safurai_csharp.csharp.split import split
 
 from _csharp_cases import PROMPT, TESTS, needs_toolchain
 
@@ -129,3 +130,16 @@ def test_values_without_a_finished_run_are_no_pass(mode):
     alone, batched = run_both([CLAIM_AND_EXIT, CORRECT], mode)
     assert [r.status for r in batched] == [r.status for r in alone]
     assert alone[0].status is Status.NO_VERDICT and alone[1].passed
+
+
+def test_a_thread_left_in_a_checker_stops_no_later_verdict():
+    # Tests that leave a thread running make their runner "dirty": a runner of programs stops
+    # there (the next program could be disturbed), a checker runner (tests only) goes on.
+    tests = TESTS.replace("    public static void Main", "    static bool Spawn() { new System.Threading.Thread(() => "
+                          "System.Threading.Thread.Sleep(60000)) { IsBackground = true }.Start(); return true; }\n"
+                          "    public static void Main").replace("== (3L));", "== (3L) == Spawn());")
+    assert split(PROMPT, tests) is not None  # the thread starts in the checker
+    programs = [Program(PROMPT, c, tests) for c in (CORRECT, WRONG, CORRECT, CORRECT, WRONG)]
+    for batch in (False, True):
+        got = Executor(LIMITS, workers=1, batch=batch).run(programs)
+        assert [r.passed for r in got] == [True, False, True, True, False], (batch, got)

@@ -468,6 +468,7 @@ class Executor:
             if n not in building:
                 results[u.index] = self._alone(wk, job, _whole(u.index, u.program, u.tests))
         pending = [j for j in jobs if j[1] in building]
+        tries: dict[int, int] = {}
         while pending:
             nonce = secrets.token_hex(16)
             lines = [f"{u.index} C{salt}_{n}.Problem C{salt}_{n}.SafuraiSentinel {payload}" for u, n, payload in pending]
@@ -477,9 +478,16 @@ class Executor:
             for k, (u, n, _payload) in enumerate(pending):
                 got = verdicts.get(u.index)
                 solver, run = phase1[u.index], self._runs.get(u.index, SolverRun(None, ()))
-                if got is None:  # the checker runner stopped (it runs no code of the completion)
-                    results[u.index] = Result(Status.NO_VERDICT, "checker stopped", solver.batched)
-                    rest = pending[k + 1 :]
+                if got is None:
+                    # The runner stopped before this job's verdict: after a job that left a thread
+                    # behind (the runtime may start one under load: "dirty" ends a runner), or on this
+                    # job itself. It runs no code of the completion: run it again in a fresh runner.
+                    tries[u.index] = tries.get(u.index, 0) + 1
+                    if tries[u.index] >= 3:
+                        results[u.index] = Result(Status.NO_VERDICT, "checker stopped", solver.batched)
+                        rest = pending[k + 1 :]
+                    else:
+                        rest = pending[k:]
                     break
                 status, _dirty, payload = got[0]
                 reached = None
