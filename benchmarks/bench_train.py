@@ -110,7 +110,7 @@ def run_one(args: argparse.Namespace) -> dict:
     anon = AnonPeak()
     anon.start()
     t0 = time.perf_counter()
-    prep = prepare(params, checkpoint_root=work / "ckpt", callbacks=[Clock()])
+    prep = prepare(params.sft_qlora, checkpoint_root=work / "ckpt", callbacks=[Clock()])
     trainer = prep.trainer
     load_s = time.perf_counter() - t0
     rss_loaded = psutil.Process().memory_info().rss / 2**20

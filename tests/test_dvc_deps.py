@@ -187,12 +187,12 @@ def test_a_stage_that_talks_to_the_teacher_depends_on_it(name):
 # or a changed knob of that section leaves the stage's cached outputs in place.
 
 # Cores that live below their stage module (the module's `run` calls them with its sections).
-# evaluation.run_stage (eval_multipl_e, eval_dev) takes `cfg: Any` (it serves both sampling
-# sections) and training.trainer.train (sft_qlora) still takes the whole Params: neither is
-# checked here.
+# evaluation.run_stage (eval_multipl_e, eval_dev) takes `cfg: Any`: it serves both sampling
+# sections (EvalParams, EvalDevParams), which its stage modules pass explicitly.
 CORES_BELOW = {
     "prepare_teacher": ["safurai_csharp.synth.teacher:prepare_teacher"],
     "merge": ["safurai_csharp.model_card:model_card"],
+    "sft_qlora": ["safurai_csharp.training.trainer:train", "safurai_csharp.training.trainer:prepare"],
 }
 
 

@@ -40,7 +40,7 @@ def _prepare(tmp_path, model_dir, packing):
     data = write_sft_data(tmp_path / "data", train=10, validation=0)
     params = tiny_params(model_dir, data, tmp_path / "out" / "adapter", packing=packing, max_seq_length=320,
                          micro_batch_size=3, quantization={"enabled": False, "compute_dtype": "float32"})
-    return prepare(params, checkpoint_root=tmp_path / "ckpt")
+    return prepare(params.sft_qlora, checkpoint_root=tmp_path / "ckpt")
 
 
 @pytest.fixture(params=[False, True], ids=["padded", "packed"])

@@ -30,7 +30,7 @@ class Kill(TrainerCallback):
         if state.global_step == int(sys.argv[3]):  # checkpoint-4 is on disk, step 5's work is not saved
             os.kill(os.getpid(), signal.SIGKILL)
 
-train(load_params(sys.argv[1]), checkpoint_root=sys.argv[2], callbacks=[Kill()])
+train(load_params(sys.argv[1]).sft_qlora, checkpoint_root=sys.argv[2], callbacks=[Kill()])
 """
 
 
@@ -44,7 +44,7 @@ def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path, tiny_qwen):
     data = write_sft_data(tmp_path / "data", train=16, validation=4)
 
     whole = tiny_params(tiny_qwen, data, tmp_path / "whole" / "adapter", **STEPS)
-    res_whole = train(whole, checkpoint_root=tmp_path / "ckpt-whole")
+    res_whole = train(whole.sft_qlora, checkpoint_root=tmp_path / "ckpt-whole")
     expected = load_adapter(tmp_path / "whole" / "adapter")
     assert res_whole.metrics["steps"] == 6 and res_whole.metrics["resumed_from_step"] == 0
     assert not Path(res_whole.checkpoint_dir).exists()  # removed once the adapter is written
@@ -61,7 +61,7 @@ def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path, tiny_qwen):
     [run_dir] = (ckpt_root / "sft_qlora").iterdir()
     assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
-    res = train(tiny_params(tiny_qwen, data, tmp_path / "killed" / "adapter", **STEPS), checkpoint_root=ckpt_root)
+    res = train(tiny_params(tiny_qwen, data, tmp_path / "killed" / "adapter", **STEPS).sft_qlora, checkpoint_root=ckpt_root)
     assert res.metrics["resumed_from_step"] == 4 and res.metrics["steps"] == 6
     assert [e["step"] for e in res.loss_curve] == [1, 2, 3, 4, 5, 6]  # the curve spans both sessions
     got = load_adapter(tmp_path / "killed" / "adapter")

@@ -78,12 +78,12 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         launch.relaunch(cfg.accelerate_config, params_path)
         return json.loads(Path(cfg.metrics).read_text())
     if not launch.is_main_process():
-        return train(params, report_to=["none"]).metrics
+        return train(params.sft_qlora, report_to=["none"]).metrics
     inputs = {"train": split_path(cfg.data_dir, "train"), "validation": split_path(cfg.data_dir, "validation")}
     with (_environment(HF_MLFLOW_ENV), system_metrics(),
           stage_run(params.mlflow, "sft_qlora", params={"sft_qlora": cfg.model_dump()}, inputs=inputs,
                     outputs={"adapter": cfg.out_dir}) as mlflow):
-        result = train(params, report_to=["mlflow"])
+        result = train(params.sft_qlora, report_to=["mlflow"])
         mlflow.set_tag("input.base_model.sha256", result.record.base_model.sha256)
         mlflow.log_params({k: str(v)[:6000] for k, v in result.log_params.items()})
         write_json(cfg.metrics, result.metrics)

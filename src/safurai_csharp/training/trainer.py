@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import publish_dir
-from ..config import CHECKPOINT_ROOT, Params, SftQloraParams
+from ..config import CHECKPOINT_ROOT, SftQloraParams
 from . import launch
 from .data import load_splits, render_rows, to_dataset
 from .model import load_model, load_tokenizer, lora_config
@@ -124,7 +124,7 @@ class Prepared:
     model_digest: str
 
 
-def prepare(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
+def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
             callbacks: list[Any] | None = None) -> Prepared:
     """Data, base, LoRA and the SFTTrainer, ready to train (or resume); nothing trained yet."""
     from trl import SFTTrainer
@@ -132,7 +132,6 @@ def prepare(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, re
     from ..hashing import path_digest
     from .bnb_guard import guard_callback
 
-    cfg = params.sft_qlora
     splits = load_splits(cfg.data_dir)
     model_digest = path_digest(Path(cfg.model_dir))
     key = run_key(cfg, data_sha256={n: s.sha256 for n, s in splits.items()}, model_digest=model_digest,
@@ -155,14 +154,13 @@ def prepare(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, re
     return Prepared(trainer, splits, key, run_dir, resume_from, model_digest)
 
 
-def train(params: Params, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
+def train(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
           callbacks: list[Any] | None = None, keep_checkpoints: bool = False) -> TrainResult:
-    """Train (or resume) the adapter described by params.sft_qlora; see the module docstring."""
+    """Train (or resume) the adapter described by `cfg` (params.sft_qlora); see the module docstring."""
     from .bnb_guard import repacked_layers
 
-    cfg = params.sft_qlora
     started = time.perf_counter()
-    prep = prepare(params, checkpoint_root=checkpoint_root, report_to=report_to, callbacks=callbacks)
+    prep = prepare(cfg, checkpoint_root=checkpoint_root, report_to=report_to, callbacks=callbacks)
     trainer, splits, resume_from = prep.trainer, prep.splits, prep.resume_from
     load_seconds = time.perf_counter() - started
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
