@@ -30,13 +30,11 @@ from ..tracking import flatten, log_metrics, stage_run
 # Environment that would make transformers' MLflowCallback open its own (nested or other) run,
 # or upload every checkpoint as a model.
 HF_MLFLOW_ENV = ("MLFLOW_NESTED_RUN", "MLFLOW_RUN_ID", "HF_MLFLOW_LOG_ARTIFACTS")
-SYSTEM_METRICS_ENV = ("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL")
 
 
 @contextlib.contextmanager
-def _environment(unset: tuple[str, ...], restore: tuple[str, ...] = ()) -> Iterator[None]:
-    names = set(unset) | set(restore)
-    saved = {k: os.environ.get(k) for k in names}
+def _environment(unset: tuple[str, ...]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in unset}
     for k in unset:
         os.environ.pop(k, None)
     try:
@@ -47,24 +45,6 @@ def _environment(unset: tuple[str, ...], restore: tuple[str, ...] = ()) -> Itera
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-@contextlib.contextmanager
-def system_metrics(interval_s: float = 5.0) -> Iterator[bool]:
-    """MLflow system metrics (CPU, memory, disk, network; GPU with pynvml) for runs started inside,
-    sampled every interval_s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL in the environment wins)."""
-    try:
-        import psutil  # noqa: F401  (mlflow's system metrics monitor needs it)
-    except ImportError:
-        yield False
-        return
-    import mlflow
-
-    with _environment((), SYSTEM_METRICS_ENV):
-        mlflow.enable_system_metrics_logging()
-        mlflow.set_system_metrics_sampling_interval(
-            float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL") or interval_s))
-        yield True
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
@@ -80,7 +60,8 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     if not launch.is_main_process():
         return train(params.sft_qlora, report_to=["none"]).metrics
     inputs = {"train": split_path(cfg.data_dir, "train"), "validation": split_path(cfg.data_dir, "validation")}
-    with (_environment(HF_MLFLOW_ENV), system_metrics(),
+    # System metrics: stage_run (mlflow.system_metrics), as for every stage.
+    with (_environment(HF_MLFLOW_ENV),
           stage_run(params.mlflow, "sft_qlora", params={"sft_qlora": cfg.model_dump()}, inputs=inputs,
                     outputs={"adapter": cfg.out_dir}) as mlflow):
         result = train(params.sft_qlora, report_to=["mlflow"])
