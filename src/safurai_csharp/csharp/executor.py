@@ -42,13 +42,14 @@ from .sandbox import Outcome, Sandbox
 from .uids import allocate_uids
 from .toolchain import check_toolchain
 from .types import Limits, Program, Result, SandboxError, Status
-from .verdicts import DETAIL_MAX, classify_alone, from_verdict, site_values
-from .verdicts import stream as read_stream, verdicts as read_verdicts
+from .verdicts import DETAIL_MAX, classify_alone, from_verdict, site_values, verdicts as group_verdicts
+from .verdicts import stream as read_stream
 
 log = logging.getLogger(__name__)
 
 MCS_ARGS = ["-d:DEBUG", "-r:System.Numerics.dll"]  # MultiPL-E's flags
 MCS_FLAGS = ["-main:SafuraiHarness.Entry", "-nowarn:0162,0168,0219,0414,0649,0169,0436"]
+# Indexes are bounded (a `#line` directive can name any file): a longer number is no file of ours.
 _ERR_LINE = re.compile(r"/job/p(\d{1,9})\.cs\(\d+,\d+\): error")
 _STARTUP_SLACK_S = 5.0
 _ENDS_PROCESS = re.compile(r"\bEnvironment\s*\.\s*(?:Exit|FailFast)\b|\.\s*Kill\s*\(")
@@ -65,8 +66,8 @@ class _Unit:
     index: int
     source: str  # prompt + completion + "\n" + instrumented tests (a split: the solver's Main instead)
     tokens: frozenset[int]
-    program: Program | None = None
-    tests: str = ""  # in the program's mode
+    program: Program
+    tests: str  # in the program's mode
     split: Split | None = None
 
 
@@ -340,13 +341,12 @@ class Executor:
             return Result(Status.COMPILE_ERROR, "\n".join(errs[:3])[:DETAIL_MAX] or comp.text[-DETAIL_MAX:])
         nonce = secrets.token_hex(16)
         out = self._run_exe(wk.run_sb, job, exe, ["0 Problem -"], nonce, batch=False)
-        result = classify_alone(out, nonce, u.tokens)
+        lines = [] if out.output_capped else read_stream(out.stdout, nonce)
         if u.split is not None:
-            stream = [] if out.output_capped else read_stream(out.stdout, nonce)
-            finals = [line[1] for line in stream if line[0] == 0 and line[1] != "V"]
-            self._runs[u.index] = SolverRun(finals[0] if finals else None,
-                                            tuple(site_values(stream, [0]).get(0, ())))
-        return result
+            finals = group_verdicts(lines).get(0)
+            self._runs[u.index] = SolverRun(finals[0][0] if finals else None,
+                                            tuple(site_values(lines, [0]).get(0, ())))
+        return classify_alone(out, lines, u.tokens)
 
     # -- batches ------------------------------------------------------------------------
     def _run_chunk(self, wk: _Worker, job: Path, units: list[_Unit]) -> dict[int, Result]:
@@ -383,8 +383,9 @@ class Executor:
             nonce = secrets.token_hex(16)
             jobs = [f"{i} {ns[i]}.Problem {ns[i]}.SafuraiSentinel" for i in pending]
             out = self._run_exe(wk.run_sb, job, exe, jobs, nonce, batch=True)
-            verdicts = {} if out.output_capped else read_verdicts(out.stdout, nonce)
-            values = {} if out.output_capped else site_values(read_stream(out.stdout, nonce), pending)
+            lines_of_run = [] if out.output_capped else read_stream(out.stdout, nonce)
+            verdicts = group_verdicts(lines_of_run)
+            values = site_values(lines_of_run, pending)
             if any(line[0] == "FOREIGN" for line in verdicts.get(-1, [])):
                 # A program declared types outside its wrapper namespace (harness_cs.OnlyOwnTypes):
                 # they could bind in any neighbour's code, so every program of the chunk runs alone.
@@ -473,7 +474,7 @@ class Executor:
             nonce = secrets.token_hex(16)
             lines = [f"{u.index} C{salt}_{n}.Problem C{salt}_{n}.SafuraiSentinel {payload}" for u, n, payload in pending]
             out = self._run_exe(wk.run_sb, job, exe, lines, nonce, batch=False)
-            verdicts = {} if out.output_capped else read_verdicts(out.stdout, nonce)
+            verdicts = {} if out.output_capped else group_verdicts(read_stream(out.stdout, nonce))
             rest = []
             for k, (u, n, _payload) in enumerate(pending):
                 got = verdicts.get(u.index)

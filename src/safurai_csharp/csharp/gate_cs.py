@@ -72,11 +72,28 @@ namespace SafuraiHarness {
       }
     }
 
+    internal static Type Outermost(Type t) {
+      while (t.DeclaringType != null) t = t.DeclaringType;
+      return t;
+    }
+
+    // The first component of the namespace of t's outermost type: a program's wrapper namespace.
+    internal static string TopNamespace(Type t) {
+      string ns = Outermost(t).Namespace ?? "";
+      int d = ns.IndexOf('.');
+      return d < 0 ? ns : ns.Substring(0, d);
+    }
+
+    // Array initialiser data and anonymous types: mcs puts them in the global namespace under
+    // names no C# source can declare.
+    internal static bool CompilerGenerated(Type outer) {
+      return (outer.Namespace ?? "") == "" && outer.Name.StartsWith("<");
+    }
+
     static bool AllowedType(Type t, string ns) {
       while (t.HasElementType) t = t.GetElementType();
       if (t.IsGenericParameter) return true;
-      var outer = t;
-      while (outer.DeclaringType != null) outer = outer.DeclaringType;
+      var outer = Outermost(t);
       if (Own(outer, ns)) return true;
       if (t.IsGenericType && !t.IsGenericTypeDefinition) {
         foreach (var a in t.GetGenericArguments()) if (!AllowedType(a, ns)) return false;
@@ -90,22 +107,18 @@ namespace SafuraiHarness {
 
     static bool Own(Type outer, string ns) {
       string tns = outer.Namespace ?? "";
-      if (tns == "" && outer.Name.StartsWith("<")) return true;  // compiler-generated (array data, anonymous types)
-      return tns == ns || tns.StartsWith(ns + ".");
+      return CompilerGenerated(outer) || tns == ns || tns.StartsWith(ns + ".");
     }
 
     static bool AllowedMember(MemberInfo m, string ns) {
       var t = m.DeclaringType;
       if (t == null) return false;
-      var outer = t;
-      while (outer.DeclaringType != null) outer = outer.DeclaringType;
-      if (Own(outer, ns)) return true;
+      if (Own(Outermost(t), ns)) return true;
       if (t.IsArray) return true;  // multi-dimensional array accessors
       var def = t.IsGenericType ? t.GetGenericTypeDefinition() : t;
       string key = (def.FullName ?? "") + "::" + m.Name;
       if (Denied.Contains(key)) return false;
       if (Members.Contains(key)) return true;
-      if (m is FieldInfo && !((FieldInfo)m).IsStatic) return AllowedType(t, ns);
       return AllowedType(t, ns);
     }
 
@@ -170,9 +183,7 @@ namespace SafuraiHarness {
             if (m is FieldInfo && op == OpCodes.Ldtoken) continue;  // array initialiser data
             var f = m as FieldInfo;
             if (f != null && f.DeclaringType != null) {
-              var outer = f.DeclaringType;
-              while (outer.DeclaringType != null) outer = outer.DeclaringType;
-              bool own = Own(outer, ns);
+              bool own = Own(Outermost(f.DeclaringType), ns);
               bool write = op == OpCodes.Stsfld || op == OpCodes.Stfld || op == OpCodes.Ldsflda || op == OpCodes.Ldflda;
               if (!own && (write || f.IsStatic && !f.IsInitOnly && !f.IsLiteral)) return "touches field " + f.Name;
               if (!own && !AllowedType(f.DeclaringType, ns)) return "reads field " + f.Name;

@@ -58,7 +58,7 @@ namespace SafuraiHarness {
         if ((Flags[k] & 2) != 0) State.Over = true;
         return (T)Codec.To(Values[k], typeof(T));
       }
-      if (k == End || End >= 0) { State.Reached = k; throw new StopSignal(); }
+      if (End >= 0) { State.Reached = k; throw new StopSignal(); }  // the solver's run ended here
       throw new ReplayMismatch("no value for call site " + k);
     }
     // payload: "<end> <n>" then per site "<flags> <value tokens>"
@@ -376,22 +376,18 @@ namespace SafuraiHarness {
     // would bind in its neighbours' code (CS0436 is silenced): then nobody's verdict is taken
     // from this batch. Checked before any program code runs.
     static readonly string[] HarnessTypes = { "StopSignal", "State", "Solver", "Replay", "ReplayMismatch", "Codec", "Checker", "Eq", "FailListener", "CapWriter", "Entry", "Gate" };
-    static bool OnlyOwnTypes(Assembly asm, List<string[]> jobs) {
+    static bool OnlyOwnTypes(Type[] types, List<string[]> jobs) {
       var wrappers = new HashSet<string>();
       foreach (var job in jobs) {
         int dot = job[1].LastIndexOf('.');
         if (dot <= 0) return false;
         wrappers.Add(job[1].Substring(0, dot));
       }
-      Type[] types;
-      try { types = asm.GetTypes(); } catch (ReflectionTypeLoadException) { return false; }
+      if (types == null) return false;  // the assembly's types do not load
       foreach (var ty in types) {
-        if (ty.DeclaringType != null) continue;  // nested: judged by its outermost type
-        string ns = ty.Namespace ?? "";
-        if (ns == "" && ty.Name.StartsWith("<")) continue;  // compiler-generated (array data, anonymous types)
-        if (ns == "SafuraiHarness" && Array.IndexOf(HarnessTypes, ty.Name) >= 0) continue;
-        int d = ns.IndexOf('.');
-        if (!wrappers.Contains(d < 0 ? ns : ns.Substring(0, d))) return false;
+        if (ty.DeclaringType != null || Gate.CompilerGenerated(ty)) continue;  // nested: judged by its outermost type
+        if (ty.Namespace == "SafuraiHarness" && Array.IndexOf(HarnessTypes, ty.Name) >= 0) continue;
+        if (!wrappers.Contains(Gate.TopNamespace(ty))) return false;
       }
       return true;
     }
@@ -416,21 +412,22 @@ namespace SafuraiHarness {
         Emit(current, "UNHANDLED", true, B64(e.ExceptionObject == null ? "" : e.ExceptionObject.GetType().FullName));
       };
       var asm = typeof(Entry).Assembly;
-      if (jobs.Count > 0 && jobs[0][2] != "-" && !OnlyOwnTypes(asm, jobs)) {
+      bool batch = jobs.Count > 0 && jobs[0][2] != "-";
+      Type[] types = null;
+      if (batch) {
+        try { types = asm.GetTypes(); } catch (ReflectionTypeLoadException) { types = null; }
+      }
+      if (batch && !OnlyOwnTypes(types, jobs)) {
         Emit(-1, "FOREIGN", false, "-");
         Environment.Exit(0);
       }
       // Batch gate (gate_cs.py): a program that could reach process-wide state runs alone. Read
       // from the IL before any program code runs; checker jobs (a replay payload) hold none.
       var gated = new Dictionary<int, string>();
-      if (jobs.Count > 0 && jobs[0][2] != "-") {
+      if (batch) {
         var byNs = new Dictionary<string, List<Type>>();
-        foreach (var ty in asm.GetTypes()) {
-          var outer = ty;
-          while (outer.DeclaringType != null) outer = outer.DeclaringType;
-          string tns = outer.Namespace ?? "";
-          int d = tns.IndexOf('.');
-          string top = d < 0 ? tns : tns.Substring(0, d);
+        foreach (var ty in types) {
+          string top = Gate.TopNamespace(ty);
           List<Type> list;
           if (!byNs.TryGetValue(top, out list)) byNs[top] = list = new List<Type>();
           list.Add(ty);

@@ -19,7 +19,6 @@ RESOURCE_EXCEPTIONS = {
     "System.Threading.ThreadStartException",
     "System.ExecutionEngineException",  # mono's answer when it cannot start a thread
 }
-# Indexes are bounded (a `#line` directive can name any file): a longer number is no file of ours.
 # A process the sandbox's RLIMIT_NPROC / RLIMIT_AS refused (mono reports fork's ENOMEM / EAGAIN so).
 SPAWN_REFUSED = re.compile(r"System\.ComponentModel\.Win32Exception: (Out of memory|Resource temporarily unavailable)")
 DETAIL_MAX = 300
@@ -39,12 +38,12 @@ def stream(stdout: bytes, nonce: str) -> list[tuple[int, str, bool, str]]:
             for m in pat.finditer(stdout)]
 
 
-def site_values(stream: list[tuple[int, str, bool, str]], order: list[int]) -> dict[int, list[tuple[int, int, str]]]:
+def site_values(lines: list[tuple[int, str, bool, str]], order: list[int]) -> dict[int, list[tuple[int, int, str]]]:
     """idx -> the (site, flags, value b64) lines a split solver reported, taking a program's
     lines only between its predecessor's verdict and its own, in the order the runner ran them."""
     values: dict[int, list[tuple[int, int, str]]] = {}
     pos = 0
-    for idx, status, _dirty, payload in stream:
+    for idx, status, _dirty, payload in lines:
         if pos >= len(order):
             break
         if status == "V":
@@ -57,11 +56,11 @@ def site_values(stream: list[tuple[int, str, bool, str]], order: list[int]) -> d
     return values
 
 
-def verdicts(stdout: bytes, nonce: str) -> dict[int, list[tuple[str, bool, str]]]:
-    """idx -> verdict lines (status, dirty, payload); forged lines lack the nonce."""
+def verdicts(lines: list[tuple[int, str, bool, str]]) -> dict[int, list[tuple[str, bool, str]]]:
+    """idx -> the verdict lines (status, dirty, payload) among a run's `stream`."""
     found: dict[int, list[tuple[str, bool, str]]] = {}
-    for idx, status, dirty, payload in stream(stdout, nonce):
-        if status != "V":  # a split solver's values: _site_values
+    for idx, status, dirty, payload in lines:
+        if status != "V":  # a split solver's values: site_values
             found.setdefault(idx, []).append((status, dirty, payload))
     return found
 
@@ -98,12 +97,13 @@ def from_verdict(lines: list[tuple[str, bool, str]], tokens: frozenset[int]) -> 
     return Result(Status.NO_VERDICT, status.lower())
 
 
-def classify_alone(out: Outcome, nonce: str, tokens: frozenset[int]) -> Result:
+def classify_alone(out: Outcome, lines: list[tuple[int, str, bool, str]], tokens: frozenset[int]) -> Result:
+    """The verdict of a program run alone, from its `stream` lines or, without one, its exit."""
     if out.output_capped:
         return Result(Status.RESOURCE_LIMIT, "output limit")
-    lines = verdicts(out.stdout, nonce).get(0)
-    if lines:
-        return from_verdict(lines, tokens)
+    own = verdicts(lines).get(0)
+    if own:
+        return from_verdict(own, tokens)
     err = out.stderr_tail.decode("utf-8", "replace")
     tail = err[-DETAIL_MAX:]
     if out.timed_out or out.signal == 24:  # SIGXCPU: RLIMIT_CPU (mono dies of it)
