@@ -89,3 +89,29 @@ def test_results_in_input_order_and_status_values():
     assert [r.status.value for r in res] == ["assertion_failed", "pass", "compile_error", "pass"]
     assert "CS1525" in res[2].detail or "error" in res[2].detail
     assert res[1].to_dict() == {"status": "pass", "passed": True, "detail": ""}
+
+
+def test_progress_callback_counts_final_verdicts():
+    from safurai_csharp.benchmark import build_humaneval_cs
+    from safurai_csharp.csharp.split import split
+
+    row = next(r for r in build_humaneval_cs() if r["name"] == "HumanEval_2_truncate_number")
+    whole_tests = TESTS.replace("Debug.Assert(Add((1L), (2L)) == (3L));", "long x = Add(1L, 2L); Debug.Assert(x == 3L);")
+    assert split(row["prompt"], row["tests"]) is not None and split(PROMPT, whole_tests) is None
+    programs = [
+        Program(row["prompt"], "        return number % 1.0f;\n", row["tests"]),  # split: pass
+        Program(row["prompt"], "        return 0f;\n", row["tests"]),             # split: fails in its checker
+        Program(row["prompt"], "        return \"x\";\n", row["tests"]),          # split: compile error
+        Program(PROMPT, CASES["correct"][0], whole_tests),                       # whole: pass
+        Program(PROMPT, CASES["wrong"][0], whole_tests),                         # whole: assertion failed
+        Program(PROMPT, "        return a + b; // \ud800\n", whole_tests),       # encoding error
+    ]
+    calls = []
+    res = Executor(LIMITS, workers=2, batch_size=2).run(programs, on_progress=lambda *a: calls.append(a))
+    assert [r.status.value for r in res] == ["pass", "assertion_failed", "compile_error", "pass",
+                                             "assertion_failed", "encoding_error"]
+    assert calls[0] == (1, 0, 6)  # before any chunk: the encoding error is decided
+    assert calls[-1] == (6, 2, 6)
+    assert {t for *_, t in calls} == {6} and len(calls) >= 3
+    assert [d for d, _, _ in calls] == sorted(d for d, _, _ in calls)
+    assert [p for _, p, _ in calls] == sorted(p for _, p, _ in calls)

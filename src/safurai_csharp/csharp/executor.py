@@ -28,6 +28,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,13 @@ class Executor:
         self.uids_used: tuple[int, ...] = ()  # sandbox uids held by the last run (root)
 
     # -- public -------------------------------------------------------------------
-    def run(self, programs: list[Program]) -> list[Result]:
+    def run(self, programs: list[Program],
+            on_progress: Callable[[int, int, int], None] | None = None) -> list[Result]:
+        """`on_progress(decided, passed, total)`, when given, is called (in this thread) once
+        before the first chunk and after each chunk's results are recorded: `decided` programs
+        of `total` have their final Result, `passed` of them pass. A split program is decided
+        once its checker ran (or on a compile error of its solver); the last call has
+        decided == total."""
         results: list[Result | None] = [None] * len(programs)
         units, splits = [], {}
         self._runs: dict[int, SolverRun] = {}  # split solvers' runs, by program index
@@ -205,13 +212,24 @@ class Executor:
             try:
                 pb = bar(total=len(programs), desc="sandbox", unit="program", disable=len(programs) < _BAR_FROM)
                 split_idx = {u.index: u.split is not None for u in units}
+                decided, passed = len(programs) - len(units), 0  # encoding errors: decided, failed
+                report = on_progress or (lambda decided, passed, total: None)
+
+                def record(chunk_results: dict[int, Result], checked: bool) -> None:
+                    nonlocal decided, passed
+                    for idx, res in chunk_results.items():
+                        results[idx] = res
+                        # a split program is decided once its checker ran (or its solver did not compile)
+                        if checked or not split_idx.get(idx) or res.status is Status.COMPILE_ERROR:
+                            pb.update(1)
+                            decided, passed = decided + 1, passed + bool(res.passed)
+                    report(decided, passed, len(programs))
+
                 with pb, ThreadPoolExecutor(self.workers) as pool:
-                    pb.update(len(programs) - len(units))  # encoding errors: already decided
+                    pb.update(decided)
+                    report(decided, passed, len(programs))
                     for chunk_results in pool.map(lambda t: self._with_worker(fn, t, idle), tasks):
-                        for idx, res in chunk_results.items():
-                            results[idx] = res
-                            if not split_idx.get(idx) or res.status is Status.COMPILE_ERROR:
-                                pb.update(1)  # a split program counts once its checker ran
+                        record(chunk_results, checked=False)
                     # Second phase: the checkers of the split programs, on what their solvers returned.
                     checks = [u for u in units if u.split is not None and results[u.index].status is not Status.COMPILE_ERROR]
                     # grouped by problem: a chunk compiles each of its checkers once, so n samples
@@ -221,9 +239,7 @@ class Executor:
                     size = min(self.batch_size, max(1, -(-len(checks) // self.workers)))
                     chunks = [(checks[i : i + size], results) for i in range(0, len(checks), size)]
                     for chunk_results in pool.map(lambda t: self._with_worker(self._run_checkers, t, idle), chunks):
-                        for idx, res in chunk_results.items():
-                            results[idx] = res
-                            pb.update(1)
+                        record(chunk_results, checked=True)
             finally:
                 for wk in workers:
                     wk.stop_server()
