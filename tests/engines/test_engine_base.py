@@ -72,3 +72,43 @@ def test_vllm_data_parallel_is_refused_before_loading(tmp_path):
     # vLLM 0.32's offline LLM refuses data_parallel_size > 1; the message names the way out.
     with pytest.raises(ValueError, match="vllm serve.*openai"):
         make_engine("vllm", tmp_path, data_parallel_size=2)
+
+
+def test_across_calls_sums_the_calls_of_one_sampling():
+    from safurai_csharp.engines.base import AcrossCalls
+
+    seen = []
+    hook = AcrossCalls(5, lambda *a: seen.append(a))
+    for call in [(0, 3, 0), (2, 3, 20), (3, 3, 31), (0, 2, 0), (1, 2, 9), (2, 2, 12)]:
+        hook(*call)
+    assert seen == [(0, 5, 0), (2, 5, 20), (3, 5, 31), (3, 5, 31), (4, 5, 40), (5, 5, 43)]
+    hook = AcrossCalls(2, lambda *a: seen.append(a))
+    for call in [(0, 1, 0), (1, 1, None), (0, 1, 0), (1, 1, 4)]:
+        hook(*call)
+    assert seen[-4:] == [(0, 2, 0), (1, 2, None), (1, 2, None), (2, 2, None)]
+
+
+def test_vllm_bar_factory_reports_finished_prompts_and_keeps_the_bar():
+    """vllm_engine.progress_bars, driven the way vLLM 0.32's LLM._run_engine drives its bar
+    (vllm/entrypoints/common/offline.py): built with total = prompts x n, postfix written,
+    then update(n) per finished prompt."""
+    from safurai_csharp.engines.vllm_engine import progress_bars
+
+    calls = []
+    make = progress_bars(lambda *a: calls.append(a), 3)
+    rendering = make(["p1", "p2", "p3"], desc="Rendering prompts")
+    assert list(rendering) == ["p1", "p2", "p3"]  # an iterable bar is a plain bar
+    assert calls == []
+    pb = make(total=6, desc="Processed prompts", dynamic_ncols=True,
+              postfix="est. speed input: 0.00 toks/s, output: 0.00 toks/s")
+    for _ in range(3):
+        pb.postfix = "est. speed input: 50.00 toks/s, output: 1000.00 toks/s"
+        pb.update(2)
+    pb.close()
+    assert pb.n == 6  # the terminal bar still counts what vLLM counts
+    # the last prompt is left to the engine, which reports the end with exact counts
+    assert [(d, t) for d, t, _ in calls] == [(1, 3), (2, 3)]
+    assert all(isinstance(g, int) and g >= 0 for *_, g in calls)
+    pb = make(total=2, postfix="unreadable")
+    pb.update(1)
+    assert calls[-1] == (1, 3, None)

@@ -110,3 +110,16 @@ def test_chat_seeds_and_greedy_ignores_seeds(engine):
     assert [engine.chat([c], s, seeds=[k])[0] for c, k in zip(convs, [1, 2, 3, 4])] == batch
     greedy = SamplingConfig(n=2, max_new_tokens=10)
     assert engine.chat(convs, greedy, seeds=[1, 2, 3, 4]) == engine.chat(convs, greedy)
+
+
+def test_progress_hook_reports_every_batch_and_changes_no_output(model_dir):
+    e = make_engine("hf", model_dir, dtype="float32", batch_size=2)
+    s = SamplingConfig(n=2, temperature=1.0, max_new_tokens=8, seed=4)
+    plain = e.generate(PROMPTS, s)
+    calls = []
+    e.on_progress = lambda *a: calls.append(a)
+    assert e.generate(PROMPTS, s) == plain
+    # batch_size 2 and n=2: one prompt per batch
+    assert [(d, t) for d, t, _ in calls] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    tokens = [g for *_, g in calls]
+    assert tokens == sorted(tokens) and tokens[0] == 0 and tokens[-1] == e.last_stats["generated_tokens"]

@@ -188,3 +188,12 @@ def test_top_k_goes_in_the_body_only_when_set(fresh):
     e.chat([[{"role": "user", "content": "c"}]], SamplingConfig(top_k=40))  # greedy: no sampling knobs
     bodies = {r["body"]["messages"][-1]["content"]: r["body"] for r in fresh.requests}
     assert bodies["a"]["top_k"] == 40 and "top_k" not in bodies["b"] and "top_k" not in bodies["c"]
+
+
+def test_progress_hook_counts_answers_as_they_arrive(fresh):
+    e = engine(fresh, max_concurrency=4)
+    calls = []
+    e.on_progress = lambda *a: calls.append(a)
+    out = e.chat([[{"role": "user", "content": f"q{i}"}] for i in range(6)], SamplingConfig(n=2, temperature=1.0))
+    assert [o[0].split("|")[0] for o in out] == [f"q{i}" for i in range(6)]  # still in prompt order
+    assert calls == [(i, 6, 10 * i) for i in range(7)]  # 5 completion tokens a sample

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,10 +39,22 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant" | ..., "con
 Conversation = list[Message]
 
 
+class Progress(Protocol):
+    """An engine's progress hook, `engine.on_progress(done, total, generated_tokens)`, for live
+    metrics (tracking.LiveProgress): `done` of the `total` prompts of the current generate/chat
+    call have all their samples, `generated_tokens` so far in that call (None where the engine
+    cannot tell cheaply). Each call reports (0, total, 0) when it starts, then as prompts
+    finish (done never decreases), and (total, total, tokens) when it ends. Called from the
+    thread that called generate/chat; it only observes and never changes what is sampled."""
+
+    def __call__(self, done: int, total: int, generated_tokens: int | None) -> None: ...
+
+
 class Engine(Protocol):
     """Generates `sampling.n` completions per prompt (or conversation); each is already cut at
     the first stop token. `last_stats` describes the latest call (at least engine,
-    generated_tokens, prompt_tokens, seconds).
+    generated_tokens, prompt_tokens, seconds). `on_progress` (None by default, set by the
+    caller) is the Progress hook every engine calls while it generates.
 
     `seeds`, when given, holds one int per prompt: the samples of prompt i then depend only on
     (prompt i, seeds[i], sampling), never on which other prompts share the call, so a resumed
@@ -51,6 +64,7 @@ class Engine(Protocol):
     """
 
     last_stats: dict[str, Any]
+    on_progress: Progress | None
 
     def generate(self, prompts: list[str], sampling: SamplingConfig,
                  seeds: list[int] | None = None) -> list[list[str]]:
@@ -63,6 +77,28 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Free the model, worker processes or connections; the engine is unusable afterwards."""
+
+
+class AcrossCalls:
+    """A Progress hook for an engine that is called several times for `total` prompts in all
+    (the completion protocol makes one call per stop list): `hook(done, total, tokens)` sees
+    the prompts and generated tokens of every call so far (tokens None once a call had none)."""
+
+    def __init__(self, total: int, hook: Callable[[int, int, int | None], None]) -> None:
+        self.total, self.hook = total, hook
+        self.before: tuple[int, int | None] = (0, 0)  # the calls that ended: prompts, tokens
+        self.call: tuple[int, int | None] = (0, 0)    # the current call so far
+
+    def __call__(self, done: int, total: int, generated_tokens: int | None) -> None:
+        if done == 0:  # a call starts: the previous one is over
+            self.before = _add(self.before, self.call)
+        self.call = (done, generated_tokens)
+        prompts, tokens = _add(self.before, self.call)
+        self.hook(prompts, self.total, tokens)
+
+
+def _add(a: tuple[int, int | None], b: tuple[int, int | None]) -> tuple[int, int | None]:
+    return a[0] + b[0], None if a[1] is None or b[1] is None else a[1] + b[1]
 
 
 def check_seeds(seeds: list[int] | None, count: int) -> None:

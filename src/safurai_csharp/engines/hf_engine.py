@@ -62,6 +62,7 @@ def _stop_criteria(tokenizer, stops: list[str], prompt_width: int):
 
 class HFEngine:
     name = "hf"
+    on_progress = None  # base.Progress: called after every batch
 
     def __init__(self, model_dir: Path, *, dtype: str = "auto", batch_size: int = 32, seed: int = 0) -> None:
         import torch
@@ -161,6 +162,9 @@ class HFEngine:
             batches = [[i] for i in range(len(encoded))]
         from ..progress import bar
 
+        report = self.on_progress or (lambda done, total, tokens: None)
+        done = 0
+        report(done, len(encoded), 0)
         with bar(total=len(encoded), desc="Processed prompts", unit="prompt") as pb:
             for idx in batches:
                 if seeds is not None and not sampling.greedy:
@@ -169,6 +173,8 @@ class HFEngine:
                 generated, prompt_tokens = generated + g, prompt_tokens + p
                 pb.update(len(idx))
                 pb.set_postfix(tokens_per_s=f"{generated / max(1e-9, time.perf_counter() - start):.1f}")
+                done += len(idx)
+                report(done, len(encoded), generated)
         if sampling.greedy:
             results = [r * sampling.n for r in results]
         self.last_stats = {"engine": self.name, "dtype": self.dtype, "generated_tokens": generated,

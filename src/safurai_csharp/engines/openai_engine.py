@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .base import Conversation, SamplingConfig, check_conversation, check_seeds,
 class OpenAIEngine:
     name = "openai"
     needs_model_dir = False  # make_engine accepts model_dir=None: the server holds the model
+    on_progress = None  # base.Progress: called as each response arrives
 
     def __init__(self, model_dir: Path | None = None, *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", served_model: str | None = None,
@@ -99,11 +100,19 @@ class OpenAIEngine:
         start = time.perf_counter()
         per_item = seeds if seeds is not None else [sampling.seed] * len(items)
         want = 1 if sampling.greedy else sampling.n
-        # map() yields in submission order, so outputs line up with prompts whatever the
-        # order in which the server answers.
+        report = self.on_progress or (lambda done, total, tokens: None)
+        report(0, len(items), 0)
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items))))
         try:
-            responses = list(pool.map(request, items, per_item))
+            futures = [pool.submit(request, item, seed) for item, seed in zip(items, per_item)]
+            done = tokens = 0
+            for fut in as_completed(futures):  # progress in the order the server answers
+                resp = fut.result()  # a failure (retries exhausted) ends the call here
+                done += 1
+                tokens += (resp.usage.completion_tokens or 0) if resp.usage is not None else 0
+                report(done, len(items), tokens)
+            # outputs line up with the prompts whatever the order of the answers
+            responses = [fut.result() for fut in futures]
         finally:
             # After a failure (retries exhausted), drop the queued requests instead of sending them.
             pool.shutdown(wait=True, cancel_futures=True)

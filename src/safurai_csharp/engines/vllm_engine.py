@@ -10,6 +10,7 @@ re-imports the parent's main module: scripts must build the engine under
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,44 @@ def use_all_cpus() -> dict[str, str]:
     return env
 
 
+def progress_bars(report: Any, prompts: int) -> Any:
+    """The bar factory for `LLM.generate(use_tqdm=...)`: vLLM calls it with an iterable for
+    its "Rendering prompts" bar and with `total=` for its "Processed prompts" bar, which it
+    updates once per finished prompt (by the prompt's number of samples) after writing its
+    "est. speed input: ... toks/s, output: ... toks/s" postfix. Both are progress.bar (so TQDM_*
+    settings apply); the second also calls `report(done, prompts, generated_tokens)` per
+    finished prompt, before the last one (the engine reports the end with exact counts), with
+    tokens estimated from the bar's output speed (None when the postfix cannot be read)."""
+    from ..progress import bar
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        pb = bar(*args, **kwargs)
+        if args or "iterable" in kwargs:
+            return pb
+        start, done, update = time.perf_counter(), 0, pb.update
+
+        def counted(n: float | None = 1) -> Any:
+            nonlocal done
+            out = update(n)
+            done += 1
+            if done < prompts:
+                speed = _OUTPUT_SPEED.search(str(pb.postfix or ""))
+                tokens = round(float(speed.group(1)) * (time.perf_counter() - start)) if speed else None
+                report(done, prompts, tokens)
+            return out
+
+        pb.update = counted
+        return pb
+
+    return make
+
+
+_OUTPUT_SPEED = re.compile(r"output: ([0-9.]+) toks/s")
+
+
 class VLLMEngine:
     name = "vllm"
+    on_progress = None  # base.Progress: called as prompts finish (through vLLM's bar)
 
     def __init__(self, model_dir: Path, *, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.2, kv_cache_gib: float | None = None,
@@ -120,7 +157,9 @@ class VLLMEngine:
         # with it; one SamplingParams per prompt gives each prompt its seed.
         per_request = params(sampling.seed) if seeds is None else [params(s) for s in seeds]
         # vLLM's own bar: prompts done, input/output tokens/s, ETA (progress.py paces it in logs)
-        outputs = self.llm.generate(prompts, per_request, use_tqdm=True)
+        report = self.on_progress or (lambda done, total, tokens: None)
+        report(0, len(prompts), 0)
+        outputs = self.llm.generate(prompts, per_request, use_tqdm=progress_bars(report, len(prompts)))
         results: list[list[str]] = []
         generated = prompt_tokens = 0
         for out in outputs:
@@ -133,6 +172,7 @@ class VLLMEngine:
         self.last_stats = {"engine": self.name, "dtype": str(self.llm.llm_engine.model_config.dtype),
                            "generated_tokens": generated, "prompt_tokens": prompt_tokens,
                            "seconds": time.perf_counter() - start}
+        report(len(prompts), len(prompts), generated)
         return results
 
     def close(self) -> None:
