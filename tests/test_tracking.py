@@ -61,3 +61,59 @@ def test_live_metrics_move_during_a_chunked_stage(tmp_path, monkeypatch):
     assert [(m.step, m.value) for m in done] == [(4, 4.0), (8, 8.0), (10, 10.0)]
     assert [m.value for m in client.get_metric_history(run_id, "live.kept")] == [2.0, 4.0, 5.0]
     assert client.get_metric_history(run_id, "live.generated_tokens")[-1].value == 100.0
+
+
+class _Recorder:
+    """Stands in for the mlflow module: keeps every log_metrics call."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls, self.fail = [], fail
+
+    def log_metrics(self, metrics, step=None):
+        if self.fail:
+            raise ConnectionError("tracking server down")
+        self.calls.append((step, metrics))
+
+
+def test_live_progress_is_throttled_and_always_logs_the_last_point():
+    from safurai_csharp.tracking import LiveProgress
+
+    now = [0.0]
+    rec = _Recorder()
+    live = LiveProgress(rec, interval_s=10, clock=lambda: now[0])
+    hook = live.programs("official")
+    for decided in range(0, 1581, 10):  # a 1,580-program sandbox run over 300 s, a report per chunk
+        now[0] = decided * 0.19
+        hook(decided, decided // 2, 1580)
+    times = [s * 0.19 for s, _ in rec.calls]
+    assert rec.calls[0][0] == 0 and rec.calls[-1][0] == 1580
+    assert 20 <= len(rec.calls) <= 1 + 300 // 10 + 1  # moves during the run, at most one point per 10 s
+    assert all(b - a >= 10 for a, b in zip(times[:-2], times[1:-1]))  # the final point may come sooner
+    assert rec.calls[-1][1] == {"live.official.programs_done": 1580.0, "live.official.passed": 790.0,
+                                "live.official.pass_rate": 0.5}
+    assert "live.official.pass_rate" not in rec.calls[0][1]  # nothing decided yet: no rate
+
+    rec.calls.clear()
+    gen = live.generation()
+    now[0] = 1000.0
+    gen(0, 100, 0)
+    now[0] = 1004.0
+    gen(40, 100, 400)  # within the interval: held back ...
+    assert [s for s, _ in rec.calls] == [0]
+    live.flush()       # ... until the stage ends (an error, Ctrl-C): the run shows how far it got
+    assert rec.calls[-1] == (40, {"live.generation.prompts_done": 40.0, "live.generation.generated_tokens": 400.0,
+                                  "live.generation.tokens_per_s": 100.0})
+    live.flush()
+    assert len(rec.calls) == 2  # nothing twice
+    gen(60, 100, None)  # an engine that cannot count tokens
+    now[0] = 1020.0
+    gen(100, 100, None)
+    assert rec.calls[-1] == (100, {"live.generation.prompts_done": 100.0})
+
+
+def test_live_progress_survives_a_failing_tracking_store(caplog):
+    from safurai_csharp.tracking import live_progress
+
+    with live_progress(_Recorder(fail=True), interval_s=0) as live:
+        live.programs()(1, 1, 2)
+    assert "live metrics not logged" in caplog.text

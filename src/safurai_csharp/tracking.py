@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import MlflowParams
+
+log = logging.getLogger(__name__)
 
 # MLflow caps a tag value at 8,000 characters: 64 hex digits + a space, ~120 digests.
 _DIR_FILES = 64
@@ -49,6 +53,90 @@ def live(mlflow: Any, summary: Any) -> Any:
                     step=len(records))
 
     return on_chunk
+
+
+LIVE_INTERVAL_S = 15.0  # at most one live.* point per series this often, plus its first and last
+
+
+class LiveProgress:
+    """Progress hooks -> throttled `live.*` metrics, for stages whose long steps are one call
+    (an engine's generate, an Executor.run) rather than run_chunks' chunks. Each series logs
+    its first point, then at most one point every `interval_s`, and its final one (done ==
+    total); `flush` logs a series' latest point not yet logged (live_progress calls it when
+    the stage ends, also on an error or Ctrl-C), so a 1,580-program eval makes a few dozen
+    MLflow calls and a stopped run still shows how far it got. A failed MLflow call is a
+    warning, never the end of the stage: these points only watch the run."""
+
+    def __init__(self, mlflow: Any, interval_s: float = LIVE_INTERVAL_S, clock: Any = time.monotonic) -> None:
+        self.mlflow, self.interval_s, self.clock = mlflow, interval_s, clock
+        self._last: dict[str, float] = {}  # series -> when it last logged
+        self._pending: dict[str, tuple[dict[str, float], int]] = {}  # series -> unlogged latest point
+
+    def generation(self, name: str = "generation") -> Any:
+        """An engines.base.Progress-shaped hook `(done, total, generated_tokens)`: logs
+        `live.<name>.prompts_done`, `.generated_tokens` and `.tokens_per_s` (tokens / seconds
+        since the hook's first call; both left out when tokens are None), step = prompts done."""
+        start: float | None = None
+
+        def on_progress(done: int, total: int, generated_tokens: int | None) -> None:
+            nonlocal start
+            now = self.clock()
+            start = now if start is None else start
+            point: dict[str, float] = {"prompts_done": done}
+            if generated_tokens is not None:
+                point["generated_tokens"] = generated_tokens
+                if now > start:
+                    point["tokens_per_s"] = round(generated_tokens / (now - start), 2)
+            self._point(_live(name), point, done, final=done >= total)
+
+        return on_progress
+
+    def programs(self, name: str = "") -> Any:
+        """An Executor.run `on_progress(decided, passed, total)` hook: logs `live[.<name>].programs_done`,
+        `.passed` and `.pass_rate` (passed / decided so far), step = programs decided."""
+        def on_progress(decided: int, passed: int, total: int) -> None:
+            point: dict[str, float] = {"programs_done": decided, "passed": passed}
+            if decided:
+                point["pass_rate"] = round(passed / decided, 4)
+            self._point(_live(name), point, decided, final=decided >= total)
+
+        return on_progress
+
+    def flush(self) -> None:
+        """Log every series' latest point that the throttle held back."""
+        for series in list(self._pending):
+            self._log(series, *self._pending.pop(series))
+
+    def _point(self, series: str, point: dict[str, float], step: int, final: bool) -> None:
+        now = self.clock()
+        last = self._last.get(series)
+        if final or last is None or now - last >= self.interval_s:
+            self._pending.pop(series, None)
+            self._last[series] = now
+            self._log(series, point, step)
+        else:
+            self._pending[series] = (point, step)
+
+    def _log(self, series: str, point: dict[str, float], step: int) -> None:
+        try:
+            log_metrics(self.mlflow, flatten(series, point), step=step)
+        except Exception as e:  # noqa: BLE001 - a tracking hiccup must not end a 30-minute stage
+            log.warning("live metrics not logged (%s): %s", series, e)
+
+
+def _live(name: str) -> str:
+    return f"live.{name}" if name else "live"
+
+
+@contextlib.contextmanager
+def live_progress(mlflow: Any, interval_s: float | None = None) -> Iterator[LiveProgress]:
+    """A LiveProgress for the body of a stage_run; its unlogged latest points are logged when
+    the body ends, however it ends."""
+    live = LiveProgress(mlflow, LIVE_INTERVAL_S if interval_s is None else interval_s)
+    try:
+        yield live
+    finally:
+        live.flush()
 
 
 def _git_commit() -> str | None:
