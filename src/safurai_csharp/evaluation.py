@@ -60,9 +60,10 @@ def match_completions(
 
 def score(
     problems: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]], mode: str,
-    executor: Any,
+    executor: Any, on_progress: Any = None,
 ) -> ModeOutcome:
-    """Run every (problem, completion) program in the sandbox and summarise one mode."""
+    """Run every (problem, completion) program in the sandbox and summarise one mode.
+    `on_progress(decided, passed, total)`: the sandbox's progress (Executor.run)."""
     from .csharp import Program
 
     if mode not in MODES:
@@ -73,7 +74,7 @@ def score(
             programs.append(Program(prompt=problem["prompt"], completion=text, tests=problem["tests"],
                                     mode=mode, name=f"{problem['name']}#{ci}"))
             owner.append(pi)
-    raw = executor.run(programs)
+    raw = executor.run(programs, **({} if on_progress is None else {"on_progress": on_progress}))
     results: list[list[dict[str, Any]]] = [[] for _ in problems]
     for pi, res in zip(owner, raw, strict=True):
         results[pi].append({"status": str(res.status.value), "passed": bool(res.passed)})
@@ -81,15 +82,17 @@ def score(
 
 
 def evaluate(problems: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]], modes: Sequence[str],
-             executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             executor: Any, progress: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score the completions in every mode: the per-problem records ({name, completions,
-    results: {mode: [...]}}) and the metrics document ({problems, <mode>: summary})."""
+    results: {mode: [...]}}) and the metrics document ({problems, <mode>: summary}).
+    `progress` (a tracking.LiveProgress) watches each mode's sandbox run as live.<mode>.*."""
     records = [{"name": p["name"], "completions": list(c), "results": {}}
                for p, c in zip(problems, completions, strict=True)]
     metrics: dict[str, Any] = {"problems": len(problems)}
     for mode in modes:
         start = time.perf_counter()
-        outcome = score(problems, completions, mode, executor)
+        outcome = score(problems, completions, mode, executor,
+                        on_progress=None if progress is None else progress.programs(mode))
         for rec, res in zip(records, outcome.results, strict=True):
             rec["results"][mode] = res
         metrics[mode] = {**outcome.summary, "execution_seconds": round(time.perf_counter() - start, 2)}
@@ -121,11 +124,14 @@ def summarise(results: Sequence[Sequence[Mapping[str, Any]]], mode: str) -> dict
 
 def sample_completions(
     problems: Sequence[Mapping[str, Any]], model_dir: str | Path | None, *, engine: str,
-    engine_options: Mapping[str, Any], sampling: Any, protocol: str = "completion",
+    engine_options: Mapping[str, Any], sampling: Any, protocol: str = "completion", on_progress: Any = None,
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """`sampling.n` completions per problem from the model in `model_dir`, asked by `protocol`
-    (protocols.py), and the generation statistics (tokens, seconds, tokens/s)."""
+    (protocols.py), and the generation statistics (tokens, seconds, tokens/s).
+    `on_progress(done, total, generated_tokens)` sees the problems sampled so far of all of
+    them, however many engine calls the protocol makes (engines.base.Progress, AcrossCalls)."""
     from .engines import make_engine
+    from .engines.base import AcrossCalls
     from .protocols import get_protocol
 
     how = get_protocol(protocol)
@@ -134,6 +140,8 @@ def sample_completions(
                     "tokens_per_s": 0.0}
     model = make_engine(engine, None if model_dir is None else Path(model_dir), seed=sampling.seed,
                         **dict(engine_options))
+    if on_progress is not None:
+        model.on_progress = AcrossCalls(len(problems), on_progress)
     start = time.perf_counter()
     try:
         completions = how.sample(model, problems, sampling)
@@ -148,12 +156,15 @@ def sample_completions(
 
 
 def sample_and_score(problems: Sequence[Mapping[str, Any]], model_dir: str | Path, cfg: Any, *, engine: str,
-                     engine_options: Mapping[str, Any], executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                     engine_options: Mapping[str, Any], executor: Any,
+                     progress: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One evaluation: `cfg` (config.SamplingParams: protocol, n, temperature, ..., modes) says
-    how to sample and score; returns the per-problem records and the metrics document."""
-    completions, gen = sample_completions(problems, model_dir, engine=engine, engine_options=engine_options,
-                                          sampling=cfg.sampling(), protocol=cfg.protocol)
-    records, metrics = evaluate(problems, completions, cfg.modes, executor)
+    how to sample and score; returns the per-problem records and the metrics document.
+    `progress` (a tracking.LiveProgress) logs live.generation.* and live.<mode>.* as it goes."""
+    completions, gen = sample_completions(
+        problems, model_dir, engine=engine, engine_options=engine_options, sampling=cfg.sampling(),
+        protocol=cfg.protocol, on_progress=None if progress is None else progress.generation())
+    records, metrics = evaluate(problems, completions, cfg.modes, executor, progress)
     metrics.update(n=cfg.n, protocol=cfg.protocol, generation=gen)
     return records, metrics
 
@@ -163,18 +174,20 @@ def run_stage(stage: str, problems: tuple[str, str | Path], model_dir: str | Pat
               out: Path, metrics_path: Path) -> dict[str, Any]:
     """The body of an eval stage (eval_multipl_e@t, eval_dev@t): one MLflow run that reads the
     problems file (`problems` = (lineage name, path)), samples and scores, and writes the
-    per-problem records to `out` and the metrics document to `metrics_path`."""
+    per-problem records to `out` and the metrics document to `metrics_path`. While it runs,
+    live.generation.* and live.<mode>.* metrics (tracking.LiveProgress) show how far it got."""
     from .csharp import make_executor
     from .jsonl import read_jsonl, write_json, write_jsonl
-    from .tracking import flatten, log_metrics, stage_run
+    from .tracking import flatten, live_progress, log_metrics, stage_run
 
     name, path = problems
-    with stage_run(mlflow_cfg, stage, params=dict(logged), run_name=stage, inputs={"model": model_dir, name: path},
-                   outputs={"results": out, "metrics": metrics_path}) as mlflow:
+    with (stage_run(mlflow_cfg, stage, params=dict(logged), run_name=stage, inputs={"model": model_dir, name: path},
+                    outputs={"results": out, "metrics": metrics_path}) as mlflow,
+          live_progress(mlflow) as live):
         rows = read_jsonl(path)
         check_problems(rows, path)
-        records, metrics = sample_and_score(rows, model_dir, cfg, engine=engine,
-                                            engine_options=engine_options, executor=make_executor(sandbox))
+        records, metrics = sample_and_score(rows, model_dir, cfg, engine=engine, engine_options=engine_options,
+                                            executor=make_executor(sandbox), progress=live)
         write_jsonl(out, records)
         write_json(metrics_path, metrics)
         log_metrics(mlflow, flatten("", {k: metrics[k] for k in (*cfg.modes, "generation")}))

@@ -21,7 +21,7 @@ from ..evaluation import sample_completions
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth.completion_format import CompletionTask
 from ..synth.split import SIDES
-from ..tracking import flatten, log_metrics, stage_run
+from ..tracking import flatten, live_progress, log_metrics, stage_run
 
 
 def normalise(code: str) -> str:
@@ -31,12 +31,14 @@ def normalise(code: str) -> str:
 
 
 def keep(problems: list[dict], samples: list[list[str]], executor: Any,
-         max_per_task: int) -> tuple[list[dict], list[list[bool]]]:
+         max_per_task: int, progress: Any = None) -> tuple[list[dict], list[list[bool]]]:
     """Runs every sample against its task's tests in the sandbox; returns the passing, distinct
-    samples of each task (at most max_per_task, in sample order) and every verdict."""
+    samples of each task (at most max_per_task, in sample order) and every verdict.
+    `progress` (a tracking.LiveProgress) watches the sandbox run as live.programs_done/pass_rate."""
     tasks = [CompletionTask.from_problem(p) for p in problems]
     programs = [(i, text) for i, texts in enumerate(samples) for text in texts]
-    verdicts = executor.run([tasks[i].program(text) for i, text in programs]) if programs else []
+    hook = {} if progress is None else {"on_progress": progress.programs()}
+    verdicts = executor.run([tasks[i].program(text) for i, text in programs], **hook) if programs else []
     passed: list[list[bool]] = [[] for _ in problems]
     for (i, _text), res in zip(programs, verdicts, strict=True):
         passed[i].append(res.passed)
@@ -53,17 +55,19 @@ def keep(problems: list[dict], samples: list[list[str]], executor: Any,
     return rows, passed
 
 
-def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams,
-           executor: Any) -> tuple[list[dict], dict[str, Any]]:
+def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams, executor: Any,
+           progress: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """(kept rows, metrics) for the training examples of split that carry a task, sampled with
-    eval_multipl_e's engine and engine options (`ev`)."""
+    eval_multipl_e's engine and engine options (`ev`); `progress` (a tracking.LiveProgress)
+    logs live.generation.* and live.* while it runs."""
     problems = [{**ex["task"], "source_id": ex["id"]} for ex in train if ex.get("task")]
     sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     samples, gen = sample_completions(problems, cfg.model_dir, engine=ev.engine,
                                       engine_options=ev.engine_options.of(ev.engine),
-                                      sampling=sampling, protocol="completion")
-    rows, passed = keep(problems, samples, executor, cfg.max_per_task)
+                                      sampling=sampling, protocol="completion",
+                                      on_progress=None if progress is None else progress.generation())
+    rows, passed = keep(problems, samples, executor, cfg.max_per_task, progress)
     n_samples, n_pass = sum(map(len, passed)), sum(map(sum, passed))
     metrics = {"tasks": len(problems), "samples": n_samples, "passing": n_pass,
                "pass_rate": round(n_pass / max(1, n_samples), 4),
@@ -78,9 +82,10 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     train_path = Path(params.split.out_dir) / f"{SIDES[0]}.jsonl"
     logged = {"self_sample": cfg.model_dump(), "engine": params.eval_multipl_e.engine,
               "engine_options": params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine)}
-    with stage_run(params.mlflow, "self_sample", params=logged,
-                   inputs={"model": cfg.model_dir, "train_tasks": train_path}, outputs={"samples": cfg.out}) as mlflow:
-        rows, metrics = sample(read_jsonl(train_path), cfg, params.eval_multipl_e, make_executor(params.sandbox))
+    with (stage_run(params.mlflow, "self_sample", params=logged,
+                    inputs={"model": cfg.model_dir, "train_tasks": train_path}, outputs={"samples": cfg.out}) as mlflow,
+          live_progress(mlflow) as live):
+        rows, metrics = sample(read_jsonl(train_path), cfg, params.eval_multipl_e, make_executor(params.sandbox), live)
         write_jsonl(cfg.out, rows)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))
