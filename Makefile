@@ -4,7 +4,7 @@ VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-all bench push pull
+.PHONY: setup setup-test repro test test-all bench push pull
 setup:
 	bash scripts/setup.sh
 
@@ -13,11 +13,16 @@ repro: setup
 
 # -n auto --dist loadfile: one worker per core, a test file stays on one worker (the e2e file
 # shares one dvc repro across its tests); 472 s -> 366 s on 2 cores.
-test: setup
-	python -m pytest -q -m "not slow" -n auto --dist loadfile
+# The tests also render the project's HTML pages in headless chromium (tests/_browser.py):
+# set-up installs it, and SAFURAI_REQUIRE_BROWSER=1 makes a missing browser a failure, not a skip.
+setup-test:
+	bash scripts/setup.sh --with-browser
 
-test-all: setup
-	python -m pytest -q
+test: setup-test
+	SAFURAI_REQUIRE_BROWSER=1 python -m pytest -q -m "not slow" -n auto --dist loadfile
+
+test-all: setup-test
+	SAFURAI_REQUIRE_BROWSER=1 python -m pytest -q
 
 bench: setup
 	python benchmarks/bench_executor.py

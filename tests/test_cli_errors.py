@@ -26,7 +26,7 @@ COMMANDS = {
     "prepare-base": [], "benchmark": [], "prepare-teacher": [], "generate": [], "filter": [],
     "evolve": ["--round", "1"], "split": [], "self-sample": [], "sft-data": [], "sft-qlora": [], "merge": [],
     "eval-multipl-e": ["--target", "base"], "eval-dev": ["--target", "base"], "promote": [], "report": [],
-    "lineage": [], "check-params": [],
+    "lineage": [], "check-params": [], "results-page": [],
 }
 
 
@@ -130,6 +130,9 @@ CASES = {
         ["unknown problem 'HumanEval_1_y'"]),
     "promote: not evaluated": (["promote"], {}, {}, ["metrics/eval/merged.json: run `safurai-csharp eval-multipl-e"]),
     "report: not evaluated": (["report"], {}, {}, ["data/eval/base/results.jsonl: run `safurai-csharp eval-multipl-e"]),
+    "results-page: not reported": (["results-page"], {}, {}, ["metrics/report.json: no such file (run `dvc repro report`"]),
+    "results-page: a report of another shape": (
+        ["results-page"], {}, {"metrics/report.json": ["base"]}, ["metrics/report.json: not a report (a JSON object"]),
     "lineage: nothing registered": (
         ["lineage"], {}, {}, ["registered model 'safurai-csharp-tiny' has no version with alias 'champion'"]),
 }
@@ -157,9 +160,10 @@ def test_the_user_errors_share_one_base():
     from safurai_csharp.errors import EvaluationInputError, UserError
     from safurai_csharp.jsonl import JsonlError
     from safurai_csharp.registry import RegistryError
+    from safurai_csharp.results_page import ResultsPageError
     from safurai_csharp.stages.merge import MergeError
     from safurai_csharp.training.record import RecordError
 
     for cls in (SourceError, ParamsError, ToolchainError, EvaluationInputError, JsonlError, RegistryError, MergeError,
-                RecordError):
+                RecordError, ResultsPageError):
         assert issubclass(cls, UserError), cls

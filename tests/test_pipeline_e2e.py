@@ -67,6 +67,7 @@ def project(tmp_path_factory, teacher_server):
     sh(["git", "init", "-q"], proj)
     sh(["dvc", "init", "-q"], proj)
     shutil.copytree(ROOT / ".dvc" / "plots", proj / ".dvc" / "plots")  # dvc.yaml's custom plot templates
+    sh(["dvc", "config", "plots.html_template", "plots/offline.html"], proj)  # as the repo's .dvc/config
     start = time.perf_counter()
     sh(["dvc", "repro"], proj)
     return proj, time.perf_counter() - start
@@ -187,6 +188,26 @@ def test_plots_render_loss_funnel_and_per_problem(project):
         assert plot["type"] == "vega" and plot["content"]["data"]["values"], name
     bars = plots["per_problem_corrected"][0]["content"]["data"]["values"]
     assert len({row["problem"] for row in bars}) == 3  # every benchmark problem of the tiny run
+
+
+def test_results_page_and_dvc_plots_render_offline_with_the_runs_numbers(project, tmp_path):
+    from _browser import render
+
+    proj, _ = project
+    report = json.loads((proj / "metrics/report.json").read_text())
+    plots = json.loads(sh(["dvc", "plots", "show", "--json"], proj).stdout)["data"]
+    out = tmp_path / "page.html"
+    sh(["safurai-csharp", "results-page", "-o", str(out)], proj)
+    page = render(out)
+    assert page.errors == []
+    assert f'data-rendered="{sum(map(len, plots.values()))}"' in page.dom
+    shown = {k: float(v) for k, v in re.findall(r'data-key="([^"]+)" data-value="([^"]+)"', page.dom)}
+    for mode in ("corrected", "official"):
+        for key in ("base_pass@1", "merged_pass@1", "delta", "p_value"):
+            assert shown[f"{mode}.{key}"] == report[mode][key], (mode, key)
+    sh(["dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots")], proj)
+    dvc_page = render(tmp_path / "dvc_plots" / "index.html")
+    assert dvc_page.errors == [] and dvc_page.count(r'class="marks"') == sum(map(len, plots.values()))
 
 
 def test_second_repro_is_a_fast_no_op(project):
@@ -364,6 +385,7 @@ def test_a_training_knob_experiment_retrains_from_the_cached_data(project, tmp_p
 README_CHEAP = [
     "dvc exp show --only-changed",
     "dvc plots show",
+    "safurai-csharp results-page",
     "safurai-csharp lineage",
     "safurai-csharp lineage --alias candidate --json",
 ]
