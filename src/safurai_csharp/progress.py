@@ -24,6 +24,22 @@ def quiet_logs(stream: TextIO | None = None) -> None:
         os.environ.setdefault("TQDM_MININTERVAL", str(LOG_INTERVAL_S))
 
 
+def bars_off() -> bool:
+    """TQDM_DISABLE is set to a true value (tqdm's own switch, read the way tqdm reads it)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def devnull() -> TextIO:
+    """One process-wide sink for bars that must count without being seen."""
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    return _DEVNULL
+
+
+_DEVNULL: TextIO | None = None
+
+
 def bar(iterable: Any = None, **kwargs: Any) -> Any:
     """A tqdm bar (same arguments); `unit`, `desc` and `total` say what is counted."""
     from tqdm import tqdm

@@ -112,3 +112,20 @@ def test_vllm_bar_factory_reports_finished_prompts_and_keeps_the_bar():
     pb = make(total=2, postfix="unreadable")
     pb.update(1)
     assert calls[-1] == (1, 3, None)
+
+
+def test_vllm_bar_still_times_when_bars_are_off(monkeypatch, capsys):
+    """vLLM computes tokens/s as tokens / pbar.format_dict["elapsed"] per finished prompt; a
+    disabled tqdm says 0 (ZeroDivisionError). With TQDM_DISABLE=1 the bar keeps its clock and
+    prints nothing."""
+    import time
+
+    from safurai_csharp.engines.vllm_engine import progress_bars
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    pb = progress_bars(lambda *a: None, 2)(total=2, desc="Processed prompts")
+    time.sleep(0.01)
+    pb.update(1)
+    assert 10 / pb.format_dict["elapsed"] > 0
+    pb.close()
+    assert "Processed prompts" not in capsys.readouterr().err
