@@ -262,6 +262,7 @@ class GenerateParams(Section):
         "answer", description="answer: task + solution + tests in one answer (the paper); decomposed: "
                               "task + solution, more bodies, independent tests, agreement (synth/decomposed.py)")
     solutions_per_task: int = Field(4, ge=0, le=32, description="decomposed: extra bodies sampled per task")
+    tests_per_task: int = Field(1, ge=1, le=8, description="decomposed: test samples per task, their assertions pooled")
     fewshot: int = Field(2, ge=0, le=8)
     temperature: Float = Field(0.7, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)

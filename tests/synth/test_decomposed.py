@@ -83,6 +83,37 @@ def test_a_chunk_assembles_the_agreed_example():
     assert meter.tally["generated_tokens"] == 20 + 15 + 5
 
 
+class TwoTestSamples(Teacher):
+    """The first test sample gets every expected value wrong; the second is TESTS."""
+
+    WRONG = "Square(2) == 5);\n        Debug.Assert(Square(3) == 10);\n        Debug.Assert(Square(2) == 4"
+
+    def generate(self, prompts, sampling, seeds=None):
+        out = super().generate(prompts, sampling, seeds)
+        return [[self.WRONG, TESTS, TESTS][: sampling.n] if p.endswith("Debug.Assert(") else o
+                for p, o in zip(prompts, out)]
+
+
+@needs_toolchain
+@pytest.mark.parametrize("tests_per_task", [1, 3])
+def test_more_test_samples_pool_their_assertions(tests_per_task):
+    from safurai_csharp.csharp import Executor, Limits
+
+    teacher = TwoTestSamples()
+    out = decomposed.run_chunk(Meter(teacher), Executor(Limits(), workers=2), [TaskSpec(0, "numerics", "sq", ())],
+                               [7], SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1), solutions=3,
+                               tests_per_task=tests_per_task)
+    (raw, steps), = out
+    assert teacher.calls[2][2].n == tests_per_task
+    if tests_per_task == 1:  # one sample with wrong expected values sinks the task
+        assert steps["dropped_at"] == "agreement" and steps["asserts"] == 2
+        return
+    # pooled: 2 wrong + 4 from TESTS (its copy in the third sample adds nothing)
+    assert steps["asserts"] == 6 and steps["dropped_at"] is None and steps["asserts_kept"] == 3
+    assert parse_answer(raw).tests.splitlines() == ["Debug.Assert(Square(2) == 4);", "Debug.Assert(Square(-3) == 9);",
+                                                    "Debug.Assert(Square(0) == 0);"]
+
+
 @needs_toolchain
 def test_the_assembled_example_passes_the_filter_execution_step():
     from safurai_csharp.csharp import Executor, Limits

@@ -121,7 +121,7 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             if cfg.recipe == "decomposed":
                 start = time.perf_counter()
                 done = decomposed.run_chunk(meter, executor(decomposed.CHECK_LIMIT_S), specs, seeds, sampler,
-                                            cfg.solutions_per_task)
+                                            cfg.solutions_per_task, cfg.tests_per_task)
                 meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
                 return [{**make_record(s, sd, raw, teacher, sampling), "recipe": "decomposed", "steps": steps}
                         for s, sd, (raw, steps) in zip(specs, seeds, done, strict=True)], meter.tally

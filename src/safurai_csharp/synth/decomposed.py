@@ -8,7 +8,7 @@ answer that independent tests and several solutions agree on:
 2. completion: `solutions_per_task` more bodies for the same method, sampled in MultiPL-E's
    completion format (the task as a C# prefix: the teacher's strongest skill, 46% pass@1 on
    HumanEval-C#);
-3. completion: tests written from the statement and the signature alone (the body is
+3. completion: `tests_per_task` samples of tests, written from the statement and the signature alone (the body is
    `throw new NotImplementedException();`, so the solution's mistakes are not copied into
    the expected values): the prefix ends in `Main` at `Debug.Assert(`, the shape of
    MultiPL-E's own tests (asked in a chat turn instead, the 0.5B teacher wrapped its
@@ -131,7 +131,7 @@ def cross_check(tasks: Sequence[CompletionTask], cands: Sequence[Sequence[str]],
 
 
 def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Sequence[int], sampler: Any,
-              solutions: int) -> list[tuple[str, dict[str, Any]]]:
+              solutions: int, tests_per_task: int = 1) -> list[tuple[str, dict[str, Any]]]:
     """One chunk of tasks through the four steps. Per task: the answer text for the record's
     `raw` (task, solution, agreed tests; or the first step's answer when a step failed) and
     what the steps saw (`dropped_at`, bodies, assertions)."""
@@ -165,15 +165,17 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     if solutions:
         bodies = meter.generate([strip_prompt(t.prompt) for _, _, t, _ in drafts], sampling(solutions),
                                 seeds=[seeds[i] for i, *_ in drafts])
-    tests = meter.generate([tests_prompt(t) for _, _, t, _ in drafts], sampling(1),
+    # several test samples pool their assertions: one sample's wrong expected values no longer
+    # sink the task, and agreement picks the assertions the bodies agree with
+    tests = meter.generate([tests_prompt(t) for _, _, t, _ in drafts], sampling(tests_per_task),
                            seeds=[seeds[i] + 1 for i, *_ in drafts])
 
     cands: list[list[str]] = []
     asserts: list[list[str]] = []
     for d, ((i, _ins, task, _cls), more, answer) in enumerate(zip(drafts, bodies, tests, strict=True)):
         cands.append(_distinct([task.completion, *more]))
-        asserts.append(list(dict.fromkeys(unqualified(a, task.entry_point)
-                                          for a in assert_statements(TESTS_LEAD + answer[0]))))
+        asserts.append(list(dict.fromkeys(unqualified(a, task.entry_point) for sample in answer
+                                          for a in assert_statements(TESTS_LEAD + sample))))
         out[i][1].update(bodies=len(cands[d]), asserts=len(asserts[d]))
         if not asserts[d]:
             out[i][1].update(dropped_at="tests", reason="no_assertions")
