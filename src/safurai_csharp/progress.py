@@ -24,11 +24,6 @@ def quiet_logs(stream: TextIO | None = None) -> None:
         os.environ.setdefault("TQDM_MININTERVAL", str(LOG_INTERVAL_S))
 
 
-def bars_off() -> bool:
-    """TQDM_DISABLE is set to a true value (tqdm's own switch, read the way tqdm reads it)."""
-    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def devnull() -> TextIO:
     """One process-wide sink for bars that must count without being seen."""
     global _DEVNULL

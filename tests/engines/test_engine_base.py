@@ -116,13 +116,21 @@ def test_vllm_bar_factory_reports_finished_prompts_and_keeps_the_bar():
 
 def test_vllm_bar_still_times_when_bars_are_off(monkeypatch, capsys):
     """vLLM computes tokens/s as tokens / pbar.format_dict["elapsed"] per finished prompt; a
-    disabled tqdm says 0 (ZeroDivisionError). With TQDM_DISABLE=1 the bar keeps its clock and
-    prints nothing."""
+    disabled tqdm says 0 (ZeroDivisionError). tqdm reads TQDM_DISABLE once, at import, as the
+    default of `disable` (an explicit argument wins): a bar made disabled that way keeps its
+    clock and prints nothing."""
     import time
 
+    from safurai_csharp import progress
     from safurai_csharp.engines.vllm_engine import progress_bars
 
-    monkeypatch.setenv("TQDM_DISABLE", "1")
+    real = progress.bar
+
+    def env_disabled(*args, **kwargs):
+        kwargs.setdefault("disable", True)  # what TQDM_DISABLE=1 does to tqdm's default
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "bar", env_disabled)
     pb = progress_bars(lambda *a: None, 2)(total=2, desc="Processed prompts")
     time.sleep(0.01)
     pb.update(1)

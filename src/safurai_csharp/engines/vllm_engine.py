@@ -44,16 +44,18 @@ def progress_bars(report: Any, prompts: int) -> Any:
     settings apply); the second also calls `report(done, prompts, generated_tokens)` per
     finished prompt, before the last one (the engine reports the end with exact counts), with
     tokens estimated from the bar's output speed (None when the postfix cannot be read)."""
-    from ..progress import bar, bars_off, devnull
+    from ..progress import bar, devnull
 
     def make(*args: Any, **kwargs: Any) -> Any:
-        if args or "iterable" in kwargs:
-            return bar(*args, **kwargs)
-        if bars_off():
-            # vLLM divides by the bar's elapsed time per finished prompt, and a disabled tqdm
-            # says 0: with bars off (TQDM_DISABLE=1) it runs, drawing into the void instead.
-            kwargs.update(disable=False, file=devnull())
         pb = bar(*args, **kwargs)
+        if args or "iterable" in kwargs:
+            return pb
+        if pb.disable:
+            # vLLM divides by the bar's elapsed time per finished prompt, and a disabled tqdm
+            # (TQDM_DISABLE, as tqdm itself reads it) says 0: this one keeps its clock and
+            # draws into the void instead.
+            pb.close()
+            pb = bar(*args, **{**kwargs, "disable": False, "file": devnull()})
         start, done, update = time.perf_counter(), 0, pb.update
 
         def counted(n: float | None = 1) -> Any:
