@@ -74,7 +74,7 @@ def score(
             programs.append(Program(prompt=problem["prompt"], completion=text, tests=problem["tests"],
                                     mode=mode, name=f"{problem['name']}#{ci}"))
             owner.append(pi)
-    raw = executor.run(programs, **({} if on_progress is None else {"on_progress": on_progress}))
+    raw = executor.run(programs, on_progress=on_progress)
     results: list[list[dict[str, Any]]] = [[] for _ in problems]
     for pi, res in zip(owner, raw, strict=True):
         results[pi].append({"status": str(res.status.value), "passed": bool(res.passed)})

@@ -37,8 +37,8 @@ def keep(problems: list[dict], samples: list[list[str]], executor: Any,
     `progress` (a tracking.LiveProgress) watches the sandbox run as live.programs_done/pass_rate."""
     tasks = [CompletionTask.from_problem(p) for p in problems]
     programs = [(i, text) for i, texts in enumerate(samples) for text in texts]
-    hook = {} if progress is None else {"on_progress": progress.programs()}
-    verdicts = executor.run([tasks[i].program(text) for i, text in programs], **hook) if programs else []
+    hook = None if progress is None else progress.programs()
+    verdicts = executor.run([tasks[i].program(text) for i, text in programs], on_progress=hook) if programs else []
     passed: list[list[bool]] = [[] for _ in problems]
     for (i, _text), res in zip(programs, verdicts, strict=True):
         passed[i].append(res.passed)
