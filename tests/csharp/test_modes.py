@@ -5,6 +5,7 @@ import re
 import pytest
 
 from safurai_csharp.csharp import apply_mode, build_program, changed_by_correction, instrument
+from safurai_csharp.csharp.modes import structural_fresh
 
 TESTS = (
     "    }\n    public static void Main(string[] args) {\n"
@@ -87,3 +88,33 @@ def test_contradiction_check_keeps_string_literals_exact():
         '    Debug.Assert(F(("3f")) == (true));\n'
     )
     assert drop_contradictions(tests) == tests
+
+
+@pytest.mark.parametrize("line, expected", [
+    # a collection built in the assertion, compared by reference: unpassable as written
+    ("Debug.Assert(F(1) == new List<int> { 1, 2 });",
+     "Debug.Assert(global::SafuraiHarness.Eq.Structural(F(1), new List<int> { 1, 2 }));"),
+    ("Debug.Assert(F(1).Equals(new[] { 1, 2 }));",
+     "Debug.Assert(global::SafuraiHarness.Eq.Structural(F(1), new[] { 1, 2 }));"),
+    ("Debug.Assert((new int[] { 1 }) == F(2));",
+     "Debug.Assert(global::SafuraiHarness.Eq.Structural((new int[] { 1 }), F(2)));"),
+    ('Debug.Assert(F(1) == new Dictionary<string, List<int>> { { "a", new List<int> { 1 } } });',
+     'Debug.Assert(global::SafuraiHarness.Eq.Structural(F(1), new Dictionary<string, List<int>> '
+     '{ { "a", new List<int> { 1 } } }));'),
+    ("Debug.Assert(F(x => x == 1) == new List<int> { 1 });",
+     "Debug.Assert(global::SafuraiHarness.Eq.Structural(F(x => x == 1), new List<int> { 1 }));"),
+    # everything else stays as written
+    ("Debug.Assert(F(1) == 3);", None),
+    ("Debug.Assert(F(new List<int> { 1 }) == 2);", None),
+    ("Debug.Assert(F(1).SequenceEqual(new List<int> { 1 }));", None),
+    ("Debug.Assert(ok && F(1) == new List<int>());", None),
+    ("Debug.Assert(a<b || F(1) == new List<int>());", None),
+    ("Debug.Assert(F(1) == new List<int>() ? true : false);", None),
+    ('Debug.Assert(F(1) == new List<int> { 1 }, "message");', None),
+    ("Debug.Assert(F(1) != new List<int> { 1 });", None),
+    ('Debug.Assert(F("x == new List<int>()") == 2);', None),
+    ("// Debug.Assert(F(1) == new List<int> { 1 });", None),
+])
+def test_structural_fresh_rewrites_only_comparisons_with_a_fresh_object(line, expected):
+    assert structural_fresh(line) == (expected or line)
+    assert structural_fresh(structural_fresh(line)) == structural_fresh(line)  # idempotent

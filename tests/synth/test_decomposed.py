@@ -139,3 +139,46 @@ def test_copied_placeholders_and_helper_methods_are_dropped_before_any_sampling(
     assert [s["reason"] for _, s in out] == ["placeholder_copied", "helper_methods"]
     assert [s["dropped_at"] for _, s in out] == ["task", "render"]
     assert teacher.calls == []  # nothing left to sample bodies or tests for
+
+
+LIST_TASK = ("### Task\nWrite a C# static method `Evens.Below(int n)` that returns the even numbers from 0 up "
+             "to n (exclusive), in order, as a list.\n\n### Solution\n```csharp\npublic static class Evens\n{\n"
+             "    public static List<int> Below(int n)\n    {\n        var r = new List<int>();\n"
+             "        for (int i = 0; i < n; i += 2) r.Add(i);\n        return r;\n    }\n}\n```\n")
+# what small teachers write for a list result: `==` and `.Equals` against a list built in place
+# (reference equality in C#: no body can pass them as written)
+LIST_TESTS = ("Below(5) == new List<int> { 0, 2, 4 });\n        Debug.Assert(Below(1).Equals(new List<int> { 0 }));\n"
+              "        Debug.Assert(Below(0) == new List<int>());\n        Debug.Assert(Below(4).Count == 2);\n"
+              "        Debug.Assert(Below(9)")
+
+
+class ListTeacher(Teacher):
+    def chat(self, conversations, sampling, seeds=None):
+        super().chat(conversations, sampling, seeds)
+        return [[LIST_TASK] for _ in conversations]
+
+    def generate(self, prompts, sampling, seeds=None):
+        super().generate(prompts, sampling, seeds)
+        body = "\n        return Enumerable.Range(0, n).Where(i => i % 2 == 0).ToList();"
+        return [[LIST_TESTS] * sampling.n if p.endswith("Debug.Assert(") else [body] * sampling.n for p in prompts]
+
+
+@needs_toolchain
+def test_collections_compared_by_reference_are_compared_by_content():
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.synth.steps import ExecutionStep
+
+    executor = Executor(Limits(), workers=2)
+    (raw, steps), = decomposed.run_chunk(Meter(ListTeacher()), executor, [TaskSpec(0, "collections", "evens", ())],
+                                         [7], SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1), solutions=2)
+    # as written, only `Below(4).Count == 2` could pass: 1 assertion, below the filter's 3
+    assert steps["dropped_at"] is None and steps["asserts_kept"] == 4 and steps["agreeing_bodies"] == 2
+    p = parse_answer(raw)
+    assert p.tests.splitlines()[:2] == [
+        "Debug.Assert(global::SafuraiHarness.Eq.Structural(Below(5), new List<int> { 0, 2, 4 }));",
+        "Debug.Assert(global::SafuraiHarness.Eq.Structural(Below(1), new List<int> { 0 }));"]
+    # the filter runs the rewritten tests as they are: they pass, and still fail the `return default` mutant
+    rec = {"instruction": p.instruction, "solution": p.solution, "tests": p.tests, "id": "x"}
+    assert ExecutionStep(executor, min_asserts=3)([rec]) == [None]
+    wrong = {**rec, "solution": p.solution.replace("i += 2", "i += 1")}
+    assert ExecutionStep(executor, min_asserts=3, prune=False)([wrong]) != [None]

@@ -61,6 +61,17 @@ def test_parse_roundtrip_and_repairs():
     assert "Main" not in p.solution and p.tests == 'Debug.Assert(S.Rev("a") == "a");'
 
 
+def test_answers_comparing_a_result_with_a_fresh_collection_compare_contents():
+    # every recipe's tests (the answer recipe's, evolve's) go through parse_answer
+    answer = render_answer("Split a sentence into its words, in order.",
+                           "public static class W {\n    public static List<string> Split(string s) { return null; }\n}",
+                           'Debug.Assert(W.Split("a b") == new List<string> { "a", "b" });\n'
+                           'Debug.Assert(W.Split("").Count == 0);')
+    assert parse_answer(answer).tests.splitlines() == [
+        'Debug.Assert(global::SafuraiHarness.Eq.Structural(W.Split("a b"), new List<string> { "a", "b" }));',
+        'Debug.Assert(W.Split("").Count == 0);']
+
+
 @pytest.mark.parametrize("raw, reason", [
     ("", "missing_task"),
     ("I'm sorry, I cannot help with that.", "missing_task"),

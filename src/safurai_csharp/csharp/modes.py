@@ -27,6 +27,7 @@ import secrets
 MODES = ("official", "corrected")
 
 _ASSERT = "Debug.Assert("
+_STRUCTURAL = "global::SafuraiHarness.Eq.Structural"  # harness_cs.py; every sandbox program links it
 _QUALIFIERS = ("global::System.Diagnostics.", "System.Diagnostics.")
 _IDENT = re.compile(r"[A-Za-z0-9_]")
 
@@ -142,7 +143,7 @@ def apply_mode(tests: str, mode: str) -> str:
             continue
         x, y = parts
         out.append(tests[last : open_idx + 1])
-        out.append(f"global::SafuraiHarness.Eq.Structural({x}, {y})")
+        out.append(f"{_STRUCTURAL}({x}, {y})")
         last = close
     out.append(tests[last:])
     return drop_contradictions("".join(out))
@@ -185,6 +186,61 @@ def _split_eq(arg: str) -> tuple[str, str] | None:
     if len(found) != 1:
         return None
     return arg[: found[0]], arg[found[0] + 2 :]
+
+
+# Operators that make a top-level `==` only part of the asserted condition (a comma: the
+# assertion's message argument).
+_COMPOUND = re.compile(r"&&|\|\||\?|(?<![=!<>])=(?![=>])|!=|,")
+_NEW = re.compile(r"new\b")
+# A type's generic arguments, `Dictionary<string, List<int>>` (their commas are no operators).
+_GENERIC_ARGS = re.compile(r"(?<=\w)<[\w\s,.\[\]?<>]*>")
+
+
+def _top_level(expr: str) -> str:
+    """expr with everything inside brackets, generic arguments, strings and comments blanked."""
+    mask, depth, out = code_mask(expr), 0, []
+    expr = _GENERIC_ARGS.sub(lambda m: " " * len(m.group()), expr)
+    for k, c in enumerate(expr):
+        if mask[k] and c in ")]}":
+            depth -= 1
+        out.append(c if mask[k] and depth == 0 else " ")
+        if mask[k] and c in "([{":
+            depth += 1
+    return "".join(out)
+
+
+def _fresh(expr: str) -> bool:
+    """`new List<int> { 1 }`, `new[] { 1, 2 }`, `(new int[] { 3 })`: an object the assertion
+    itself creates, so no method result can be the same reference."""
+    s = expr.strip()
+    while s.startswith("(") and _close_paren(s, code_mask(s), 0) == len(s) - 1:
+        s = s[1:-1].strip()
+    return _NEW.match(s) is not None
+
+
+def structural_fresh(tests: str) -> str:
+    """Model-written tests often compare a result with a collection built in the assertion:
+    `Debug.Assert(F(x) == new List<int> { 1, 2 })` or `F(x).Equals(new[] { 1, 2 })`. In C#
+    both are reference equality (the bug of upstream MultiPL-E #71), false for every body,
+    so the task is lost however right its solution is. Each such assertion compares
+    structurally instead (the harness's Eq.Structural, as the corrected mode does). Only
+    assertions no body can pass change: a fresh object is never reference-equal to a result
+    (Equals overrides, like string's and Tuple's, Structural honours); compound conditions
+    (`&&`, `||`, `?:`) and every other assertion stay as written."""
+    mask = code_mask(tests)
+    out, last = [], 0
+    for _start, open_idx, close in _assert_sites(tests, mask):
+        arg = tests[open_idx + 1 : close]
+        parts = _split_equals(arg)
+        if parts is None and not _COMPOUND.search(_top_level(arg)):
+            parts = _split_eq(arg)
+        if parts is None or not any(_fresh(side) for side in parts):
+            continue
+        out.append(tests[last : open_idx + 1])
+        out.append(f"{_STRUCTURAL}({parts[0].strip()}, {parts[1].strip()})")
+        last = close
+    out.append(tests[last:])
+    return "".join(out)
 
 
 def drop_contradictions(tests: str) -> str:

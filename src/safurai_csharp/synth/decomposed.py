@@ -14,7 +14,9 @@ answer that independent tests and several solutions agree on:
    MultiPL-E's own tests (asked in a chat turn instead, the 0.5B teacher wrapped its
    assertions in test classes and copied the prompt's placeholders: 9 of 16 drafts had no
    usable assertion);
-4. sandbox: every distinct body against every assertion on its own; bodies are grouped by the
+4. sandbox: every distinct body against every assertion on its own (an assertion comparing the
+   result with a collection it builds, by `==` or `.Equals`, compares contents: modes.structural_fresh);
+   bodies are grouped by the
    set of assertions they pass, a group scores (bodies in it) x (assertions passed) (CodeT's
    dual agreement), and the best group's first body with the assertions it passes makes the
    example.
@@ -31,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..benchmark.translate import INDENT, STOP_TOKENS
+from ..csharp.modes import structural_fresh
 from .completion_format import CompletionTask, RenderError, shell, tests_block
 from .parse import ParseError, assert_statements, parse_task_solution, render_answer
 from .program import rewrite_qualifiers
@@ -174,7 +177,7 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     asserts: list[list[str]] = []
     for d, ((i, _ins, task, _cls), more, answer) in enumerate(zip(drafts, bodies, tests, strict=True)):
         cands.append(_distinct([task.completion, *more]))
-        asserts.append(list(dict.fromkeys(unqualified(a, task.entry_point) for sample in answer
+        asserts.append(list(dict.fromkeys(structural_fresh(unqualified(a, task.entry_point)) for sample in answer
                                           for a in assert_statements(TESTS_LEAD + sample))))
         out[i][1].update(bodies=len(cands[d]), asserts=len(asserts[d]))
         if not asserts[d]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..csharp.modes import _assert_sites, code_mask
+from ..csharp.modes import _assert_sites, code_mask, structural_fresh
 from .program import (rename_clashing_classes, requalify_calls, split_statements, static_methods, with_standard_usings,
                       wrap_bare_methods)
 
@@ -148,7 +148,7 @@ def parse_answer(text: str) -> Parsed:
     if "Debug.Assert" not in tests:
         raise ParseError("tests_without_assert")
     solution, tests = rename_clashing_classes(solution, tests)
-    tests = requalify_calls(solution, tests)
+    tests = structural_fresh(requalify_calls(solution, tests))
     return Parsed(instruction, solution.strip("\n"), tests.strip("\n"))
 
 
