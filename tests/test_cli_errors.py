@@ -31,7 +31,7 @@ COMMANDS = {
 
 
 def test_every_command_is_covered():
-    assert set(cli.build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS) | {"eval-completions"}
+    assert set(cli.build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS) | {"eval-completions", "power"}
 
 
 @pytest.fixture
@@ -133,6 +133,11 @@ CASES = {
     "results-page: not reported": (["results-page"], {}, {}, ["metrics/report.json: no such file (run `dvc repro report`"]),
     "results-page: a report of another shape": (
         ["results-page"], {}, {"metrics/report.json": ["base"]}, ["metrics/report.json: not a report (a JSON object"]),
+    "power: no baseline results": (["power"], {}, {}, [f"data/eval/base/results.jsonl: {NO_FILE}"]),
+    "power: results without the mode": (
+        ["power", "--results", "r.jsonl", "--mode", "official"], {},
+        {"r.jsonl": {"name": "HumanEval_0_x", "results": {"corrected": [{"passed": True}]}}},
+        ["record 1 has no scored completions for mode 'official'"]),
     "lineage: nothing registered": (
         ["lineage"], {}, {}, ["registered model 'safurai-csharp-tiny' has no version with alias 'champion'"]),
 }
@@ -149,7 +154,7 @@ def test_a_user_error_of_a_command(workdir, capsys, case):
 
 
 def test_every_command_has_an_input_case():
-    assert {argv[0] for argv, *_ in CASES.values()} == set(COMMANDS) - {"check-params"} | {"eval-completions"}
+    assert {argv[0] for argv, *_ in CASES.values()} == set(COMMANDS) - {"check-params"} | {"eval-completions", "power"}
 
 
 def test_the_user_errors_share_one_base():
@@ -159,11 +164,12 @@ def test_the_user_errors_share_one_base():
     from safurai_csharp.csharp import ToolchainError
     from safurai_csharp.errors import EvaluationInputError, UserError
     from safurai_csharp.jsonl import JsonlError
+    from safurai_csharp.power import PowerInputError
     from safurai_csharp.registry import RegistryError
     from safurai_csharp.results_page import ResultsPageError
     from safurai_csharp.stages.merge import MergeError
     from safurai_csharp.training.record import RecordError
 
     for cls in (SourceError, ParamsError, ToolchainError, EvaluationInputError, JsonlError, RegistryError, MergeError,
-                RecordError, ResultsPageError):
+                RecordError, ResultsPageError, PowerInputError):
         assert issubclass(cls, UserError), cls

@@ -386,6 +386,7 @@ README_CHEAP = [
     "dvc exp show --only-changed",
     "dvc plots show",
     "safurai-csharp results-page",
+    "safurai-csharp power",
     "safurai-csharp lineage",
     "safurai-csharp lineage --alias candidate --json",
 ]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import eval_completions, lineage, results_page
+from . import eval_completions, lineage, power, results_page
 from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
 from .stages import eval_dev, merge, promote, report, self_sample, split
 from .stages import sft_qlora
 
 COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, split, self_sample, sft_data,
             sft_qlora, merge, eval_multipl_e, eval_dev, eval_completions, promote, report, lineage,
-            results_page)
+            results_page, power)
 
 
 def build_parser() -> argparse.ArgumentParser:
