@@ -296,8 +296,12 @@ def test_report_stage_in_dvc_yaml_reads_both_targets():
         assert plot["x"] == "problem" and plot["template"] == "per_problem_bars"
         assert plot["y"] == {"${report.per_problem_plot}": [f"${{report.baseline}}_{mode}",
                                                             f"${{report.candidate}}_{mode}"]}
+    # DVC's x (the problem names) runs down the page, the pass rates across: 158 problems fit
+    # the page's height, not its width
     template = json.loads((ROOT / ".dvc/plots/per_problem_bars.json").read_text())
-    assert template["encoding"]["x"] == {**template["encoding"]["x"], "field": "<DVC_METRIC_X>", "type": "nominal"}
+    enc = template["encoding"]
+    assert enc["y"] == {**enc["y"], "field": "<DVC_METRIC_X>", "type": "nominal"}
+    assert enc["x"] == {**enc["x"], "field": "<DVC_METRIC_Y>", "type": "quantitative"}
 
 
 def test_run_compares_the_dev_set_too(proj, capsys):
