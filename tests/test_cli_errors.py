@@ -137,7 +137,7 @@ CASES = {
     "power: results without the mode": (
         ["power", "--results", "r.jsonl", "--mode", "official"], {},
         {"r.jsonl": {"name": "HumanEval_0_x", "results": {"corrected": [{"passed": True}]}}},
-        ["record 1 has no scored completions for mode 'official'"]),
+        ["r.jsonl: problem 'HumanEval_0_x' has no scored completions for mode 'official'"]),
     "lineage: nothing registered": (
         ["lineage"], {}, {}, ["registered model 'safurai-csharp-tiny' has no version with alias 'champion'"]),
 }

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from safurai_csharp.cli import main
+from safurai_csharp.errors import EvaluationInputError
 from safurai_csharp.power import PowerInputError, power, rates, shifted
 
 # 40 problems: 10 always solved, 10 half the time, 20 never
@@ -19,7 +20,7 @@ def record(name, passed):
 def test_rates_are_each_problems_pass_share():
     recs = [record("a", [True, False, True, True]), record("b", [False] * 4)]
     assert rates(recs, "corrected") == [0.75, 0.0]
-    with pytest.raises(PowerInputError, match="official"):
+    with pytest.raises(EvaluationInputError, match="problem 'a' has no scored completions for mode 'official'"):
         rates(recs, "official")
 
 

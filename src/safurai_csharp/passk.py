@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import EvaluationInputError
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -56,3 +59,29 @@ def bootstrap_mean_interval(
     lo = means[int(math.floor((1 - level) / 2 * (resamples - 1)))]
     hi = means[int(math.ceil((1 + level) / 2 * (resamples - 1)))]
     return lo, hi
+
+
+def problem_counts(records: Sequence[Mapping[str, Any]], modes: Sequence[str],
+                   source: str) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """{problem: {mode: (n, passed, compile_errors)}} from an eval stage's results.jsonl records,
+    in their order (n and passed are what pass_at_k takes); checks the layout and names `source`
+    (e.g. eval_multipl_e@base) in its errors."""
+    out: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for i, rec in enumerate(records, 1):
+        name = rec.get("name")
+        if not isinstance(name, str):
+            raise EvaluationInputError(f"{source} record {i}: missing string field 'name'")
+        if name in out:
+            raise EvaluationInputError(f"{source}: problem {name!r} appears twice")
+        out[name] = {}
+        for mode in modes:
+            results = (rec.get("results") or {}).get(mode)
+            if not isinstance(results, list) or not results or not all(isinstance(r, Mapping) for r in results):
+                raise EvaluationInputError(
+                    f"{source}: problem {name!r} has no scored completions for mode {mode!r} "
+                    f"(is {mode} among the test modes of that run? rerun {source} with it)")
+            out[name][mode] = (len(results), sum(1 for r in results if r.get("passed") is True),
+                               sum(1 for r in results if r.get("status") == "compile_error"))
+    if not out:
+        raise EvaluationInputError(f"{source}: no problems in the results")
+    return out

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
+from .passk import problem_counts
 from .stats import mcnemar_exact
 
 
@@ -29,17 +30,9 @@ class PowerInputError(UserError, ValueError):
     """A results file or an argument the power analysis cannot use."""
 
 
-def rates(records: Sequence[Mapping[str, Any]], mode: str) -> list[float]:
+def rates(records: Sequence[Mapping[str, Any]], mode: str, source: str = "results") -> list[float]:
     """Per-problem pass rates c/n of one test mode from an eval stage's results.jsonl records."""
-    out = []
-    for i, rec in enumerate(records, 1):
-        results = (rec.get("results") or {}).get(mode)
-        if not isinstance(results, list) or not results:
-            raise PowerInputError(f"record {i} has no scored completions for mode {mode!r}")
-        out.append(sum(1 for r in results if r.get("passed") is True) / len(results))
-    if not out:
-        raise PowerInputError("no problems in the results")
-    return out
+    return [counts[mode][1] / counts[mode][0] for counts in problem_counts(records, [mode], source).values()]
 
 
 SPREADS = ("headroom", "concentrated")
@@ -113,7 +106,7 @@ def table(base: Sequence[float], gains: Sequence[float], ns: Sequence[int], **kw
 def run(args: argparse.Namespace) -> None:
     from .jsonl import read_jsonl
 
-    base = rates(read_jsonl(args.results), args.mode)
+    base = rates(read_jsonl(args.results), args.mode, args.results)
     print(f"{args.results} ({args.mode}): {len(base)} problems, mean pass rate {sum(base) / len(base):.3f}; "
           f"power of the paired test at p < {args.alpha}, {args.sims} simulated experiments each")
     print(f"{'gain':>7} {'n':>4} {'spread':>12} {'power':>6}")

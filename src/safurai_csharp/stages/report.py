@@ -32,37 +32,14 @@ from typing import Any
 
 from ..config import load_params
 from ..errors import EvaluationInputError
-from ..passk import bootstrap_interval, bootstrap_mean_interval, pass_at_k
+from ..passk import bootstrap_interval, bootstrap_mean_interval, pass_at_k, problem_counts
 from ..stats import mcnemar_exact, sign_flip_test
 from ..tracking import flatten, log_metrics, stage_run
 
 
-def _counts(records: Sequence[Mapping[str, Any]], modes: Sequence[str], target: str) -> dict[str, dict[str, Any]]:
-    """{problem: {mode: (n, passed, compile_errors)}}, in the records' order; checks the layout."""
-    out: dict[str, dict[str, Any]] = {}
-    for i, rec in enumerate(records, 1):
-        name = rec.get("name")
-        if not isinstance(name, str):
-            raise EvaluationInputError(f"eval_multipl_e@{target} record {i}: missing string field 'name'")
-        if name in out:
-            raise EvaluationInputError(f"eval_multipl_e@{target}: problem {name!r} appears twice")
-        out[name] = {}
-        for mode in modes:
-            results = (rec.get("results") or {}).get(mode)
-            if not isinstance(results, list) or not results or not all(isinstance(r, Mapping) for r in results):
-                raise EvaluationInputError(
-                    f"eval_multipl_e@{target}: problem {name!r} has no scored completions for mode {mode!r} "
-                    f"(is {mode} in eval_multipl_e.modes of that run? rerun eval_multipl_e@{target})")
-            out[name][mode] = (len(results), sum(1 for r in results if r.get("passed") is True),
-                               sum(1 for r in results if r.get("status") == "compile_error"))
-    if not out:
-        raise EvaluationInputError(f"eval_multipl_e@{target}: no problems in the results")
-    return out
-
-
 def _align(baseline_records, candidate_records, modes, baseline: str, candidate: str):
-    base = _counts(baseline_records, modes, baseline)
-    cand = _counts(candidate_records, modes, candidate)
+    base = problem_counts(baseline_records, modes, f"eval_multipl_e@{baseline}")
+    cand = problem_counts(candidate_records, modes, f"eval_multipl_e@{candidate}")
     if base.keys() != cand.keys():
         only_b, only_c = sorted(base.keys() - cand.keys()), sorted(cand.keys() - base.keys())
         parts = [f"{len(names)} only in {who} (e.g. {', '.join(names[:3])})"
