@@ -61,3 +61,10 @@ def test_the_cli_prints_a_row_per_gain_n_and_spread(tmp_path, capsys):
                                                  ("+0.050", "1", "concentrated"), ("+0.050", "4", "concentrated")]
     assert all(0.0 <= float(r[3]) <= 1.0 for r in rows)
     assert main(["power", "--results", str(tmp_path / "none.jsonl")]) == 2
+
+
+def test_few_moved_problems_meet_the_reports_exact_floor():
+    # only 4 problems can differ: report's sign-flip test enumerates the 16 sign patterns, and
+    # its smallest p-value, 2/16, is never below 0.05, however many samples per problem
+    base = [0.5] * 4 + [1.0] * 36
+    assert power(base, -0.05, 20, spread="concentrated", sims=200) == 0.0

@@ -8,7 +8,7 @@ problems one of two ways (`shifted`): a little on every problem with headroom, o
 few problems; the truth lies between, and the two bound the power. Each simulated experiment draws
 c ~ Binomial(n, p) per problem for both models independently and applies the test `report`
 applies: the exact McNemar test for n = 1, the sign-flip permutation test on per-problem
-differences otherwise (stats.py). Greedy decoding (n = 1 at T 0) is modelled as one sample:
+differences otherwise (stats.py; exact where it enumerates, the same random flips elsewhere). Greedy decoding (n = 1 at T 0) is modelled as one sample:
 a greedy run is not a draw, but run-to-run it flips problems as one (docs/results.md).
 
 Taking the observed rates c/n as the true ones is the plug-in estimate: with n = 1 they are
@@ -18,12 +18,13 @@ all 0 or 1 and the simulated baseline has no noise, so give it a sampled run (n 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
 from .passk import problem_counts
-from .stats import mcnemar_exact
+from .stats import mcnemar_exact, sign_flip_test
 
 
 class PowerInputError(UserError, ValueError):
@@ -85,10 +86,16 @@ def power(base: Sequence[float], gain: float, n: int, *, spread: str = "headroom
         pvals = np.array([mcnemar_exact(int(i), int(r)) for i, r in zip(improved, regressed)])
     else:
         d = (c1 - c0) / n  # sims x problems
+        # report's sign_flip_test enumerates every sign pattern when there are few enough
+        # differing problems (where its p-value has a floor of 2/2^k); those experiments go
+        # through it as they are. The rest: the same random flips, all experiments in one product.
+        exact = (d != 0).sum(axis=1) <= math.log2(permutations)
         signs = rng.choice((-1.0, 1.0), size=(permutations, d.shape[1]))
         totals = np.abs(signs @ d.T)  # permutations x sims; zero differences add nothing
         observed = np.abs(d.sum(axis=1)) - 1e-9
         pvals = ((totals >= observed).sum(axis=0) + 1) / (permutations + 1)
+        for i in np.flatnonzero(exact):
+            pvals[i] = sign_flip_test(d[i].tolist(), permutations)
     return float((pvals < alpha).mean())
 
 
