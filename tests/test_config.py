@@ -104,6 +104,12 @@ def test_cross_field_official_needs_path(raw):
     assert "source 'official' needs path" in errors_for(raw)
 
 
+def test_cross_field_task_attempts_need_the_decomposed_recipe(raw):
+    raw["generate"]["task_attempts"] = 2
+    raw["generate"]["recipe"] = "answer"
+    assert "task_attempts applies to the decomposed recipe only" in errors_for(raw)
+
+
 def test_range_check(raw):
     raw["sandbox"]["workers"] = 0
     assert "sandbox.workers" in errors_for(raw)

@@ -182,3 +182,46 @@ def test_collections_compared_by_reference_are_compared_by_content():
     assert ExecutionStep(executor, min_asserts=3)([rec]) == [None]
     wrong = {**rec, "solution": p.solution.replace("i += 2", "i += 1")}
     assert ExecutionStep(executor, min_asserts=3, prune=False)([wrong]) != [None]
+
+
+def test_the_task_step_stops_at_the_solution_fence_and_gets_it_back():
+    # vLLM leaves the stop string out: the answer ends where the solution's closing fence began
+    cut = TASK[: TASK.rindex("\n```\n")]
+    assert decomposed.close_fence(cut).endswith("}\n```\n")
+    assert decomposed.close_fence(TASK) == TASK  # ended by EOS instead: left as it is
+    assert decomposed.close_fence("I cannot.") == "I cannot."
+    from safurai_csharp.synth.parse import parse_task_solution
+
+    assert parse_task_solution(decomposed.close_fence(cut)) == parse_task_solution(TASK)
+
+
+class SecondTry(Teacher):
+    """The task step fails first (helper methods) for every task, and answers TASK, cut at the
+    solution's closing fence, when asked again with another seed."""
+
+    def chat(self, conversations, sampling, seeds=None):
+        super().chat(conversations, sampling, seeds)
+        self.calls[-1] = ("chat", conversations, sampling, list(seeds))
+        helper = TASK.replace("    }\n}", "    }\n    public static int H() { return 1; }\n}")
+        return [[helper if s in (7, 8) else TASK[: TASK.rindex("\n```\n")]] for s in seeds]
+
+
+@needs_toolchain
+def test_a_task_that_fails_the_task_step_is_asked_again_with_another_seed():
+    from safurai_csharp.csharp import Executor, Limits
+
+    teacher = SecondTry()
+    specs = [TaskSpec(0, "numerics", "squares", ()), TaskSpec(1, "numerics", "cubes", ())]
+    sampler = SamplingConfig(temperature=0.7, max_new_tokens=768, seed=1)
+    once = decomposed.run_chunk(Meter(SecondTry()), None, specs, [7, 8], sampler, solutions=3)
+    assert [s["dropped_at"] for _, s in once] == ["render", "render"] and [s["attempts"] for _, s in once] == [1, 1]
+
+    out = decomposed.run_chunk(Meter(teacher), Executor(Limits(), workers=2), specs, [7, 8], sampler,
+                               solutions=3, task_attempts=3)
+    chats = [c for c in teacher.calls if c[0] == "chat"]
+    assert len(chats) == 2  # both passed at the second attempt: no third
+    assert chats[0][3] == [7, 8] and chats[1][3] == [decomposed.attempt_seed(7, 2), decomposed.attempt_seed(8, 2)]
+    assert all(c[2].stop == [decomposed.SOLUTION_END] for c in chats)
+    assert [s["attempts"] for _, s in out] == [2, 2] and [s["dropped_at"] for _, s in out] == [None, None]
+    assert "return x * x;" in parse_answer(out[0][0]).solution
+    assert decomposed.attempt_seed(7, 1) == 7 and decomposed.attempt_seed(7, 2) not in (7, 8)

@@ -20,6 +20,8 @@ class GenerateParams(Section):
                               "task + solution, more bodies, independent tests, agreement (synth/decomposed.py)")
     solutions_per_task: int = Field(4, ge=0, le=32, description="decomposed: extra bodies sampled per task")
     tests_per_task: int = Field(1, ge=1, le=8, description="decomposed: test samples per task, their assertions pooled")
+    task_attempts: int = Field(1, ge=1, le=4, description="decomposed: task-step answers a task may take when one "
+                                                          "does not parse or is not one class with one method")
     fewshot: int = Field(2, ge=0, le=8)
     temperature: Float = Field(0.7, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)
@@ -29,6 +31,13 @@ class GenerateParams(Section):
     seed: int = 42
     out: str = "data/generated/examples.jsonl"
     metrics: str = "metrics/generate.json"
+
+    @model_validator(mode="after")
+    def _recipe_knobs(self) -> "GenerateParams":
+        if self.task_attempts > 1 and self.recipe != "decomposed":
+            raise ValueError("task_attempts applies to the decomposed recipe only (the answer recipe retries "
+                             "through repair_rounds): set recipe: decomposed or task_attempts: 1")
+        return self
 
 
 class ExecutionCheckParams(Section):

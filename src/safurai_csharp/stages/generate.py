@@ -121,7 +121,7 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             if cfg.recipe == "decomposed":
                 start = time.perf_counter()
                 done = decomposed.run_chunk(meter, executor(decomposed.CHECK_LIMIT_S), specs, seeds, sampler,
-                                            cfg.solutions_per_task, cfg.tests_per_task)
+                                            cfg.solutions_per_task, cfg.tests_per_task, cfg.task_attempts)
                 meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
                 return [{**make_record(s, sd, raw, teacher, sampling), "recipe": "decomposed", "steps": steps}
                         for s, sd, (raw, steps) in zip(specs, seeds, done, strict=True)], meter.tally
@@ -164,6 +164,10 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
             drops = [r["steps"]["dropped_at"] for r in records]
             metrics["decomposed"] = {f"dropped_at_{s}": drops.count(s) for s in decomposed.STEPS}
             metrics["decomposed"]["assembled"] = drops.count(None)
+            # drafts (task step passed) that needed more than one task-step answer
+            metrics["decomposed"]["drafts_from_retries"] = sum(
+                r["steps"].get("attempts", 1) > 1 and r["steps"]["dropped_at"] not in ("task", "render")
+                for r in records)
         write_jsonl(cfg.out, records)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))
