@@ -78,6 +78,18 @@ def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: 
     return answers, log
 
 
+def record_code(recipe: str) -> list[Any]:
+    """The library modules whose code shapes a record beyond the prompts and sampling: the
+    checkpoint key digests their source, so an edited parser or renderer never resumes from
+    records it would no longer write."""
+    from ..csharp import modes
+    from ..synth import completion_format, parse
+    from ..synth import program as program_module
+
+    common = [parse, program_module, modes]
+    return common + [decomposed, completion_format] if recipe == "decomposed" else common
+
+
 def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams,
              checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None,
              on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
@@ -99,7 +111,7 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.of(tcfg.engine), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
            "taxonomy": taxonomy, "fewshot": fewshot, "prompts": checkpoint.source_digest(prompts),
-           "recipe_code": checkpoint.source_digest(decomposed) if cfg.recipe == "decomposed" else None}
+           "record_code": [checkpoint.source_digest(m) for m in record_code(cfg.recipe)]}
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
     sandbox: dict[str, Any] = {}
 
