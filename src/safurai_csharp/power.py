@@ -8,8 +8,9 @@ problems one of two ways (`shifted`): a little on every problem with headroom, o
 few problems; the truth lies between, and the two bound the power. Each simulated experiment draws
 c ~ Binomial(n, p) per problem for both models independently and applies the test `report`
 applies: the exact McNemar test for n = 1, the sign-flip permutation test on per-problem
-differences otherwise (stats.py; exact where it enumerates, the same random flips elsewhere). Greedy decoding (n = 1 at T 0) is modelled as one sample:
-a greedy run is not a draw, but run-to-run it flips problems as one (docs/results.md).
+differences otherwise (stats.py; exact where it enumerates, the same random flips elsewhere).
+Greedy decoding (n = 1 at T 0) is modelled as one sample: a greedy run is not a draw, but
+run-to-run it flips problems as one (docs/results.md).
 
 Taking the observed rates c/n as the true ones is the plug-in estimate: with n = 1 they are
 all 0 or 1 and the simulated baseline has no noise, so give it a sampled run (n >= 10).

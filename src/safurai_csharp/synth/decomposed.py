@@ -146,7 +146,18 @@ def attempt_seed(seed: int, attempt: int) -> int:
 def close_fence(text: str) -> str:
     """The task step's answer with its code block closed again: generation stops at the
     fence that closes the solution (SOLUTION_END, not part of the output)."""
-    return text.rstrip() + "\n```\n" if text.count("```") % 2 else text
+    return text.rstrip() + SOLUTION_END if text.count("```") % 2 else text
+
+
+def task_draft(text: str) -> tuple[str, CompletionTask, str]:
+    """(instruction, task, solution class) from a task-step answer; raises ParseError (no
+    usable task or solution, or a copied placeholder) or RenderError (not one class with one
+    static method)."""
+    instruction, solution = parse_task_solution(text)
+    if PLACEHOLDERS.search(instruction) or PLACEHOLDERS.search(solution):
+        raise ParseError("placeholder_copied")
+    task, cls = shell(instruction, solution)
+    return instruction, task, cls
 
 
 def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Sequence[int], sampler: Any,
@@ -172,17 +183,11 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
             text = close_fence(text)
             out[i] = (text, {"dropped_at": None, "attempts": attempt})
             try:
-                instruction, solution = parse_task_solution(text)
-                if PLACEHOLDERS.search(instruction) or PLACEHOLDERS.search(solution):
-                    raise ParseError("placeholder_copied")
-                task, cls = shell(instruction, solution)
+                found[i] = (i, *task_draft(text))
             except ParseError as exc:
                 out[i][1].update(dropped_at="task", reason=exc.reason)
-                continue
             except RenderError as exc:
                 out[i][1].update(dropped_at="render", reason=exc.reason)
-                continue
-            found[i] = (i, instruction, task, cls)
     drafts = [found[i] for i in sorted(found)]
     if not drafts:
         return out
