@@ -157,6 +157,15 @@ class Executor:
         self.batch_size = max(1, batch_size)
         self.use_compile_server = True  # False: a fresh `mono mcs.exe` for every compile
         self.uids_used: tuple[int, ...] = ()  # sandbox uids held by the last run (root)
+        self._runs: dict[int, SolverRun] = {}
+
+    def site_values(self, index: int) -> list[tuple[int, str]] | None:
+        """(flags, codec value text) of each call site that program `index` of the last `run`
+        reached, in order, when it ran split (split.py: a solver that reported its values);
+        None when it ran whole or its report was unreadable. flags: 1 the solution called
+        Debug.Fail, 2 it wrote past the output cap."""
+        run = self._runs.get(index)
+        return None if run is None else run.ordered()
 
     # -- public -------------------------------------------------------------------
     def run(self, programs: list[Program],

@@ -45,6 +45,7 @@ class Split:
     sites: int  # call sites of the function under test in the tests
     solver_tests: str  # replaces the tests after prompt + completion: Main reports each call's value
     checker_tests: str  # the tests with each call site replaced by Replay.Site<T>(k)
+    calls: tuple[str, ...] = ()  # each call site's expression as the tests wrote it: `Name(args)`
 
 
 def _type_args(text: str) -> list[str] | None:
@@ -125,16 +126,17 @@ def split(prompt: str, tests: str) -> Split | None:
     calls = _calls(tests, mask, name, body_start, body_end)
     if calls is None or not calls:
         return None
-    solver_lines, checker, last = [], [], 0
+    solver_lines, checker, last, exprs = [], [], 0, []
     for k, (start, args_open, args_close) in enumerate(calls):
         args = tests[args_open + 1 : args_close]
+        exprs.append(f"{name}({args})")
         solver_lines.append(f"        global::SafuraiHarness.Solver.Site({k}, () => {name}({args}));\n")
         checker.append(tests[last:start])
         checker.append(f"global::SafuraiHarness.Replay.Site<{ret}>({k})")
         last = args_close + 1
     checker.append(tests[last:])
     solver = tests[:body_start] + "\n" + "".join(solver_lines) + "    " + tests[body_end:]
-    return Split(len(calls), solver, "".join(checker))
+    return Split(len(calls), solver, "".join(checker), tuple(exprs))
 
 
 def _close_brace(text: str, mask: list[bool], open_idx: int) -> int:
