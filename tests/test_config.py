@@ -110,6 +110,15 @@ def test_cross_field_task_attempts_need_the_decomposed_recipe(raw):
     assert "task_attempts applies to the decomposed recipe only" in errors_for(raw)
 
 
+def test_cross_field_output_agreement_needs_the_decomposed_recipe_and_enough_bodies(raw):
+    raw["generate"].update(recipe="answer", task_attempts=1, output_agreement=2)
+    assert "output_agreement applies to the decomposed recipe only" in errors_for(raw)
+    raw["generate"].update(recipe="decomposed", solutions_per_task=2, output_agreement=4)
+    assert "asks more bodies to agree than a task has" in errors_for(raw)
+    raw["generate"]["output_agreement"] = 3
+    assert parse_params(raw).generate.output_agreement == 3
+
+
 def test_range_check(raw):
     raw["sandbox"]["workers"] = 0
     assert "sandbox.workers" in errors_for(raw)

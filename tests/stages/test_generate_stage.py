@@ -152,10 +152,10 @@ def test_decomposed_recipe_through_the_cli(tmp_path, teacher):
 
 
 def test_the_checkpoint_key_digests_the_code_that_shapes_records():
-    from safurai_csharp.csharp import modes
+    from safurai_csharp.csharp import modes, split
     from safurai_csharp.stages.generate import record_code
-    from safurai_csharp.synth import completion_format, decomposed, parse, program
+    from safurai_csharp.synth import completion_format, decomposed, literals, parse, program
 
     assert {parse, program, modes} <= set(record_code("answer"))
-    assert {parse, program, modes, decomposed, completion_format} <= set(record_code("decomposed"))
+    assert {parse, program, modes, decomposed, completion_format, literals, split} <= set(record_code("decomposed"))
     assert decomposed not in record_code("answer")

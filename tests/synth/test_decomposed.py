@@ -225,3 +225,96 @@ def test_a_task_that_fails_the_task_step_is_asked_again_with_another_seed():
     assert [s["attempts"] for _, s in out] == [2, 2] and [s["dropped_at"] for _, s in out] == [None, None]
     assert "return x * x;" in parse_answer(out[0][0]).solution
     assert decomposed.attempt_seed(7, 1) == 7 and decomposed.attempt_seed(7, 2) not in (7, 8)
+
+
+def test_output_agreement_groups_bodies_by_what_they_return():
+    # bodies 0 and 2 return the same values on all three inputs; body 1 differs on the second
+    assert decomposed.agree_outputs([["i4", "i9", "i1"], ["i4", "i6", "i1"], ["i4", "i9", "i1"]], 2) == (0, [0, 1, 2])
+    assert decomposed.agree_outputs([["i4", "i9", "i1"], ["i4", "i6", "i1"], ["i4", "i9", "i1"]], 3) is None
+    # a body that threw on an input (None) agrees only with bodies that threw there too; the
+    # inputs without a value are no test
+    assert decomposed.agree_outputs([["i4", None, "i1"], ["i4", None, "i1"], ["i4", "i2", "i1"]], 2) == (0, [0, 2])
+    assert decomposed.agree_outputs([[None, None], [None, None]], 1) is None  # nothing returned
+    # bodies that return nothing (e.g. do not compile) are no group, however many
+    assert decomposed.agree_outputs([[None, None]] * 3 + [["i1", "i2"]] * 2, 2) == (3, [0, 1])
+    # nor bodies that return the same value whatever the input (here 0 three times)
+    assert decomposed.agree_outputs([["i0", "i0", "i0"]] * 3 + [["i1", "i2", "i3"]] * 2, 2) == (3, [0, 1, 2])
+    assert decomposed.agree_outputs([["i0", "i0", "i0"]] * 3, 1) is None
+    assert decomposed.agree_outputs([], 1) is None
+
+
+class FewRightTests(Teacher):
+    """Of the tests' expected values only the first is right, and it holds for every body
+    (x*x, x+x and Abs*Abs all give 4 at 2); the bodies are as in Teacher."""
+
+    WRONG = ("Square(2) == 4);\n        Debug.Assert(Square(3) == 10);\n        Debug.Assert(Square(-1) == 2);\n"
+             "        Debug.Assert(Square(3) == 8);\n        Debug.Assert(Square(x: 1) == 3);\n"
+             "        Debug.Assert(Square(5)")
+
+    def generate(self, prompts, sampling, seeds=None):
+        out = super().generate(prompts, sampling, seeds)
+        return [[self.WRONG] * sampling.n if p.endswith("Debug.Assert(") else o for p, o in zip(prompts, out)]
+
+
+class AllWrongTests(FewRightTests):
+    WRONG = FewRightTests.WRONG.replace("Square(2) == 4", "Square(2) == 5")
+
+
+@needs_toolchain
+@pytest.mark.parametrize("min_bodies", [0, 2, 3])
+def test_too_few_agreed_tests_are_extended_by_the_bodies_outputs(min_bodies):
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.synth.steps import ExecutionStep
+
+    executor = Executor(Limits(), workers=2)
+    sampler = SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1)
+    (raw, steps), = decomposed.run_chunk(Meter(FewRightTests()), executor, [TaskSpec(0, "numerics", "sq", ())], [7],
+                                         sampler, solutions=3, output_agreement=min_bodies)
+    if min_bodies != 2:  # off, or more bodies than agree (x*x and Abs*Abs; x+x differs)
+        # the tests' own agreement: all three bodies on `Square(2) == 4`, too few for the filter
+        assert steps["dropped_at"] is None and steps["asserts_kept"] == 1 and "agreement" not in steps
+        assert ("outputs" in steps) == bool(min_bodies)
+        if min_bodies:  # what output agreement saw is in the record
+            assert steps["outputs"] == {"inputs": 3, "bodies_answering": 3, "largest_group": 2,
+                                        "compiling_asserts": 5, "tests_kept": 1}
+        return
+    assert steps["dropped_at"] is None and steps["agreement"] == "outputs"
+    assert steps["agreeing_bodies"] == 2 and steps["asserts_kept"] == 3
+    p = parse_answer(raw)
+    assert "return x * x;" in p.solution
+    # the tests' inputs (Square(3) once; `x: 1` is no form the solver runs alone, split.py),
+    # each with the value the agreeing bodies return
+    assert p.tests.splitlines() == ["Debug.Assert(Square(2) == 4);", "Debug.Assert(Square(3) == 9);",
+                                    "Debug.Assert(Square(-1) == 1);"]
+    rec = {"instruction": p.instruction, "solution": p.solution, "tests": p.tests, "id": "x"}
+    assert ExecutionStep(executor, min_asserts=3)([rec]) == [None]
+    # they are tests of the values: the disagreeing body fails them
+    plus = {**rec, "solution": p.solution.replace("x * x", "x + x")}
+    assert ExecutionStep(executor, min_asserts=3, prune=False)([plus]) != [None]
+
+
+@needs_toolchain
+def test_tests_no_body_agrees_with_are_not_replaced_by_outputs():
+    from safurai_csharp.csharp import Executor, Limits
+
+    (raw, steps), = decomposed.run_chunk(Meter(AllWrongTests()), Executor(Limits(), workers=2),
+                                         [TaskSpec(0, "numerics", "sq", ())], [7],
+                                         SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1), solutions=3,
+                                         output_agreement=2)
+    # two bodies return alike on every input, but the teacher's independent tests speak
+    # against all of them: no tests are written from their outputs
+    assert steps["dropped_at"] == "agreement" and "outputs" not in steps
+
+
+@needs_toolchain
+def test_a_body_that_throws_on_one_input_still_answers_the_others():
+    from safurai_csharp.csharp import Executor, Limits
+
+    _ins, task, _cls = decomposed.task_draft(TASK)
+    throws_at_0 = "\n        if (x == 0) throw new ArgumentException();\n        return x * x;"
+    (found, seen), = decomposed.by_outputs([task], [[throws_at_0, "\n        return x * x;"]],
+                                           [["Square(0)", "Square(3)", "Square(4)"]], [0],
+                                           Executor(Limits(), workers=2), min_bodies=1)
+    assert seen == {"inputs": 3, "bodies_answering": 2, "largest_group": 1}
+    body, group, tests = found
+    assert (body, group) == (0, 1) and tests == ["Debug.Assert(Square(3) == 9);", "Debug.Assert(Square(4) == 16);"]

@@ -22,6 +22,9 @@ class GenerateParams(Section):
     tests_per_task: int = Field(1, ge=1, le=8, description="decomposed: test samples per task, their assertions pooled")
     task_attempts: int = Field(1, ge=1, le=4, description="decomposed: task-step answers a task may take when one "
                                                           "does not parse or is not one class with one method")
+    output_agreement: int = Field(0, ge=0, le=33, description="decomposed: a task whose agreed tests keep too few "
+                                  "assertions gets one per test input from what this many distinct bodies (the "
+                                  "agreed one among them) return alike; 0 = off")
     fewshot: int = Field(2, ge=0, le=8)
     temperature: Float = Field(0.7, ge=0)
     top_p: Float = Field(0.95, gt=0, le=1)
@@ -37,6 +40,13 @@ class GenerateParams(Section):
         if self.task_attempts > 1 and self.recipe != "decomposed":
             raise ValueError("task_attempts applies to the decomposed recipe only (the answer recipe retries "
                              "through repair_rounds): set recipe: decomposed or task_attempts: 1")
+        if self.output_agreement and self.recipe != "decomposed":
+            raise ValueError("output_agreement applies to the decomposed recipe only (the answer recipe writes one "
+                             "solution per task, nothing to agree): set recipe: decomposed or output_agreement: 0")
+        if self.output_agreement > self.solutions_per_task + 1:
+            raise ValueError(f"output_agreement {self.output_agreement} asks more bodies to agree than a task has "
+                             f"(its solution + solutions_per_task {self.solutions_per_task}): lower it or raise "
+                             "solutions_per_task")
         return self
 
 

@@ -83,11 +83,13 @@ def record_code(recipe: str) -> list[Any]:
     checkpoint key digests their source, so an edited parser or renderer never resumes from
     records it would no longer write."""
     from ..csharp import modes
-    from ..synth import completion_format, parse
+    from ..csharp import split as split_module
+    from ..synth import completion_format, literals, parse
     from ..synth import program as program_module
 
     common = [parse, program_module, modes]
-    return common + [decomposed, completion_format] if recipe == "decomposed" else common
+    # the decomposed recipe's output agreement writes assertions from solver values (split, literals)
+    return common + [decomposed, completion_format, split_module, literals] if recipe == "decomposed" else common
 
 
 def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams,
@@ -133,7 +135,8 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             if cfg.recipe == "decomposed":
                 start = time.perf_counter()
                 done = decomposed.run_chunk(meter, executor(decomposed.CHECK_LIMIT_S), specs, seeds, sampler,
-                                            cfg.solutions_per_task, cfg.tests_per_task, cfg.task_attempts)
+                                            cfg.solutions_per_task, cfg.tests_per_task, cfg.task_attempts,
+                                            cfg.output_agreement)
                 meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
                 return [{**make_record(s, sd, raw, teacher, sampling), "recipe": "decomposed", "steps": steps}
                         for s, sd, (raw, steps) in zip(specs, seeds, done, strict=True)], meter.tally
@@ -180,6 +183,9 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
             metrics["decomposed"]["drafts_from_retries"] = sum(
                 r["steps"].get("attempts", 1) > 1 and r["steps"]["dropped_at"] not in ("task", "render")
                 for r in records)
+            # assembled from the bodies' outputs (output_agreement) instead of the tests' agreement
+            metrics["decomposed"]["assembled_from_outputs"] = sum(
+                r["steps"]["dropped_at"] is None and r["steps"].get("agreement") == "outputs" for r in records)
         write_jsonl(cfg.out, records)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))

@@ -19,7 +19,15 @@ answer that independent tests and several solutions agree on:
    bodies are grouped by the
    set of assertions they pass, a group scores (bodies in it) x (assertions passed) (CodeT's
    dual agreement), and the best group's first body with the assertions it passes makes the
-   example.
+   example;
+5. optional (`generate.output_agreement` k > 0), for a task that step 4 leaves with 1 or 2
+   assertions: the tests' *inputs* are kept and their expected values replaced by what the
+   bodies return (MBR-exec, Shi et al. 2022; AlphaCode's clustering): each body runs as the
+   sandbox's split solver, which reports every call's value; bodies returning the same values
+   on every input form a group, and if the group of step 4's body has at least k distinct
+   bodies it writes the tests (synth/literals.py turns each value back into a C# expression).
+   The teacher's expected values are computed in its head, the bodies' outputs are computed;
+   step 4's agreement is the independent evidence they extend.
 
 The example then goes through the same filter as any other (compiles, >= min_asserts,
 calls the solution, fails on the `return default` mutant, dedup, decontamination).
@@ -34,6 +42,8 @@ from typing import Any
 
 from ..benchmark.translate import INDENT, STOP_TOKENS
 from ..csharp.modes import structural_fresh
+from ..csharp.split import entry_point, split
+from . import literals
 from .completion_format import CompletionTask, RenderError, shell, tests_block
 from .parse import ParseError, assert_statements, parse_task_solution, render_answer
 from .program import rewrite_qualifiers
@@ -54,6 +64,12 @@ CHECK_LIMIT_S = 2
 # failed first answers of a 128-task run: an "### Explanation" section, 26.6% of their
 # characters) is never read, so generation stops there.
 SOLUTION_END = "\n```\n"
+# A task whose tests' agreement keeps fewer assertions than this (filter.execution.min_asserts'
+# default: the filter would drop it), but at least one, tries output agreement, when it is on.
+OUTPUTS_BELOW = 3
+# Longest expected value output agreement writes into a test (characters): a body may return
+# a huge collection, and a test line that long teaches nothing.
+MAX_LITERAL = 400
 # The skeleton of the task prompt, copied verbatim instead of replaced.
 PLACEHOLDERS = re.compile(r"\b(?:ClassName|MethodName|ReturnType|ParameterType)\b")
 
@@ -109,8 +125,9 @@ def _distinct(bodies: Sequence[str]) -> list[str]:
 
 
 def cross_check(tasks: Sequence[CompletionTask], cands: Sequence[Sequence[str]],
-                asserts: Sequence[Sequence[str]], executor: Any) -> list[list[list[bool]]]:
-    """passes[task][body][assertion]: each body run against each assertion on its own.
+                asserts: Sequence[Sequence[str]], executor: Any) -> tuple[list[list[list[bool]]], list[list[int]]]:
+    """passes[task][body][assertion]: each body run against each assertion on its own; and per
+    task the assertions that compile (against a stub body).
 
     A program that does not compile costs the sandbox a compile of its own (a batch compile
     cannot tell whose error it is), and most compile errors are a body's or an assertion's
@@ -134,7 +151,90 @@ def cross_check(tasks: Sequence[CompletionTask], cands: Sequence[Sequence[str]],
     passes = [[[False] * len(asserts[d]) for _ in cands[d]] for d in range(len(tasks))]
     for (d, b, a), res in zip(jobs, verdicts, strict=True):
         passes[d][b][a] = res.passed
-    return passes
+    compiling = [[a for a in range(len(asserts[d])) if compiles["a", d, a]] for d in range(len(tasks))]
+    return passes, compiling
+
+
+def agree_outputs(values: Sequence[Sequence[str | None]], min_bodies: int,
+                  anchor: int | None = None) -> tuple[int, list[int]] | None:
+    """Output agreement over values[body][site] (a body's returned value on each test input,
+    None where it threw, failed or was not reached): bodies that return the same values on
+    every input form a group; the largest (ties: more inputs with a value, then the earlier
+    body) of at least `min_bodies` bodies gives its first body and the inputs it has values
+    for. Bodies that return nothing (no compile, a throw on the first input) join no group, and
+    neither do bodies that return one value for every input: two bodies returning 0 (or true)
+    whatever they are given agree on nothing a test could check. With `anchor`, only the group
+    of that body counts. None when no group is large enough."""
+    groups: dict[tuple[str | None, ...], list[int]] = {}
+    for b, row in enumerate(values):
+        if len({v for v in row if v is not None}) >= 2 and (anchor is None or row == values[anchor]):
+            groups.setdefault(tuple(row), []).append(b)
+    best = max(groups.items(), key=lambda kv: (len(kv[1]), sum(v is not None for v in kv[0]), -kv[1][0]),
+               default=None)
+    if best is None or len(best[1]) < max(1, min_bodies):
+        return None
+    return best[1][0], [k for k, v in enumerate(best[0]) if v is not None]
+
+
+def probes(task: CompletionTask, asserts: Sequence[str]) -> list[str]:
+    """The distinct test inputs of a task, as calls `Name(args)`: one per assertion that calls
+    the method exactly once in a form the sandbox's solver can run alone (csharp/split.py)."""
+    calls: dict[str, None] = {}
+    for a in asserts:
+        sp = split(task.prompt, tests_block(a))
+        if sp is not None and sp.sites == 1:
+            calls.setdefault(" ".join(sp.calls[0].split()), None)
+    return list(calls)
+
+
+def output_tests(task: CompletionTask, calls: Sequence[str], values: Sequence[str]) -> list[str]:
+    """Assertions stating that each call returns the agreed value, written as a C# expression
+    of the method's return type (collections compare by content: modes.structural_fresh)."""
+    entry = entry_point(task.prompt)
+    out = []
+    for call, value in zip(calls, values, strict=True):
+        lit = literals.render(value, entry[0]) if entry else None
+        if lit is not None and len(lit) <= MAX_LITERAL:
+            out.append(structural_fresh(f"Debug.Assert({call} == {lit});"))
+    return out
+
+
+def by_outputs(tasks: Sequence[CompletionTask], cands: Sequence[Sequence[str]], calls: Sequence[Sequence[str]],
+               anchors: Sequence[int], executor: Any,
+               min_bodies: int) -> list[tuple[tuple[int, int, list[str]] | None, dict[str, int]]]:
+    """Per task: (body, agreeing bodies, assertions) from the values its bodies return on the
+    task's own test inputs (one split program per body: the solver reports each call's
+    value), or None; and what it saw (inputs, bodies that returned values, the largest group
+    of bodies returning alike) for the record's steps. Only the group of the task's anchor
+    (the body its tests' agreement chose) can write the tests: they then extend assertions
+    that independent tests and this body already agree on, to every input of the tests."""
+    # One program per (body, input): an exception ends a solver's run, and the teachers' tests
+    # often start with an edge case (empty, null) that some bodies throw on. The assertion
+    # always holds; the solver reports the call's value.
+    jobs = [(d, b, k) for d in range(len(tasks)) for b in range(len(cands[d])) for k in range(len(calls[d]))]
+    programs = [replace(tasks[d], tests=tests_block(f"Debug.Assert(new object[] {{ {calls[d][k]} }} != null);"))
+                .program(cands[d][b]) for d, b, k in jobs]
+    if programs:
+        executor.run(programs)
+    values: list[list[list[str | None]]] = [[[None] * len(calls[d]) for _ in cands[d]] for d in range(len(tasks))]
+    for i, (d, b, k) in enumerate(jobs):
+        sites = executor.site_values(i) or []
+        if sites and sites[0][0] == 0:  # flags: no Debug.Fail, not over the output cap
+            values[d][b][k] = sites[0][1]
+    out: list[tuple[tuple[int, int, list[str]] | None, dict[str, int]]] = []
+    for d, task in enumerate(tasks):
+        answering = [tuple(row) for row in values[d] if any(v is not None for v in row)]
+        seen = {"inputs": len(calls[d]), "bodies_answering": len(answering),
+                "largest_group": max((answering.count(row) for row in answering), default=0)}
+        chosen = agree_outputs(values[d], min_bodies, anchors[d])
+        if chosen is None:
+            out.append((None, seen))
+            continue
+        b, sites = chosen
+        group = sum(1 for row in values[d] if row == values[d][b])
+        tests = output_tests(task, [calls[d][k] for k in sites], [values[d][b][k] for k in sites])
+        out.append(((b, group, tests) if tests else None, seen))
+    return out
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
@@ -161,13 +261,18 @@ def task_draft(text: str) -> tuple[str, CompletionTask, str]:
 
 
 def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Sequence[int], sampler: Any,
-              solutions: int, tests_per_task: int = 1, task_attempts: int = 1) -> list[tuple[str, dict[str, Any]]]:
+              solutions: int, tests_per_task: int = 1, task_attempts: int = 1,
+              output_agreement: int = 0) -> list[tuple[str, dict[str, Any]]]:
     """One chunk of tasks through the four steps. Per task: the answer text for the record's
     `raw` (task, solution, agreed tests; or the last task-step answer when a step failed) and
     what the steps saw (`dropped_at`, `attempts` of the task step, bodies, assertions).
 
     A task whose task-step answer does not parse or is not one class with one method gets
-    up to `task_attempts` answers in all (each with its own seed), before any later step."""
+    up to `task_attempts` answers in all (each with its own seed), before any later step.
+    With `output_agreement` k > 0, a task whose tests' agreement keeps 1 to OUTPUTS_BELOW - 1
+    assertions takes its tests from its bodies' outputs instead (by_outputs), when at least k
+    distinct bodies, the agreed one among them, return the same values on its test inputs
+    (`agreement: outputs` in its steps)."""
     from ..engines import SamplingConfig, strip_prompt
 
     out: list[tuple[str, dict[str, Any]]] = [("", {"dropped_at": None}) for _ in specs]
@@ -215,18 +320,38 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
         out[i][1].update(bodies=len(cands[d]), asserts=len(asserts[d]))
         if not asserts[d]:
             out[i][1].update(dropped_at="tests", reason="no_assertions")
-    passes = cross_check([t for _, _, t, _ in drafts], cands, asserts, executor)
+    tasks = [t for _, _, t, _ in drafts]
+    passes, compiling = cross_check(tasks, cands, asserts, executor)
+    chosen: list[tuple[int, int, list[str]] | None] = []
+    for d in range(len(drafts)):
+        agreed = agree(passes[d]) if asserts[d] else None
+        chosen.append(None if agreed is None else
+                      (agreed[0], sum(1 for row in passes[d] if row == passes[d][agreed[0]]),
+                       [asserts[d][a] for a in agreed[1]]))
+    # Not for tasks no body agrees with at all: there the teacher's independent tests speak
+    # against every body, whose shared reading of the task may be the wrong one. Even with
+    # agreed tests it can be (docs/data.md D12: 2 of 4 examples it added follow the bodies
+    # where the statement asks otherwise), which is why it is off by default.
+    weak = [d for d in range(len(drafts)) if output_agreement and chosen[d] is not None
+            and len(chosen[d][2]) < OUTPUTS_BELOW]
+    if weak:
+        found_out = by_outputs([tasks[d] for d in weak], [cands[d] for d in weak],
+                               [probes(tasks[d], [asserts[d][a] for a in compiling[d]]) for d in weak],
+                               [chosen[d][0] for d in weak], executor, output_agreement)
+        for d, (alt, seen) in zip(weak, found_out, strict=True):
+            out[drafts[d][0]][1]["outputs"] = {**seen, "compiling_asserts": len(compiling[d]),
+                                               "tests_kept": len(chosen[d][2])}
+            if alt is not None and len(alt[2]) > len(chosen[d][2]):
+                chosen[d] = alt
+                out[drafts[d][0]][1]["agreement"] = "outputs"
 
     for d, (i, instruction, task, cls) in enumerate(drafts):
         if not asserts[d]:
             continue
-        chosen = agree(passes[d])
-        if chosen is None:
+        if chosen[d] is None:
             out[i][1].update(dropped_at="agreement", reason="no_body_passes")
             continue
-        b, kept = chosen
-        group = sum(1 for row in passes[d] if row == passes[d][b])
-        raw = render_answer(instruction, solution_text(cls, task, cands[d][b]),
-                            "\n".join(asserts[d][a] for a in kept))
+        b, group, kept = chosen[d]
+        raw = render_answer(instruction, solution_text(cls, task, cands[d][b]), "\n".join(kept))
         out[i] = (raw, {**out[i][1], "agreeing_bodies": group, "asserts_kept": len(kept)})
     return out
