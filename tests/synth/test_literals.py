@@ -31,6 +31,8 @@ needs_toolchain = pytest.mark.skipif(
     ("n", "int?", "null"),
     ("L2 i1 i2", "List<long>", "new List<long> { 1, 2 }"),
     ("L0", "int[]", "new int[] { }"),
+    ("L1 s4:007b00200020007d", "List<string>", 'new List<string> { "{  }" }'),  # contents stay as they are
+    ("D0", "Dictionary<string, int>", "new Dictionary<string, int> { }"),
     ("L1 L2 i1 i2", "List<List<int>>", "new List<List<int>> { new List<int> { 1, 2 } }"),
     ("D1 s1:0061 i2", "Dictionary<string, int>", 'new Dictionary<string, int> { { "a", 2 } }'),
     ("T2 i1 s1:0062", "Tuple<int, string>", 'new Tuple<int, string>(1, "b")'),

@@ -48,7 +48,7 @@ class Split:
     calls: tuple[str, ...] = ()  # each call site's expression as the tests wrote it: `Name(args)`
 
 
-def _type_args(text: str) -> list[str] | None:
+def type_args(text: str) -> list[str] | None:
     depth, parts, last = 0, [], 0
     for i, c in enumerate(text):
         if c == "<":
@@ -77,7 +77,7 @@ def supported(ret: str) -> bool:
     m = re.fullmatch(r"(?:Collections\.Generic\.)?(\w+)<(.+)>", t)
     if not m or m.group(1) not in _GENERIC:
         return False
-    args = _type_args(m.group(2))
+    args = type_args(m.group(2))
     arity = _GENERIC[m.group(1)]
     if args is None or (arity is not None and len(args) != arity) or not 1 <= len(args) <= 7:
         return False

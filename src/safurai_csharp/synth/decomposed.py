@@ -203,7 +203,7 @@ def by_outputs(tasks: Sequence[CompletionTask], cands: Sequence[Sequence[str]], 
                anchors: Sequence[int], executor: Any,
                min_bodies: int) -> list[tuple[tuple[int, int, list[str]] | None, dict[str, int]]]:
     """Per task: (body, agreeing bodies, assertions) from the values its bodies return on the
-    task's own test inputs (one split program per body: the solver reports each call's
+    task's own test inputs (one split program per body and input: the solver reports the call's
     value), or None; and what it saw (inputs, bodies that returned values, the largest group
     of bodies returning alike) for the record's steps. Only the group of the task's anchor
     (the body its tests' agreement chose) can write the tests: they then extend assertions

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..csharp.split import _type_args
+from ..csharp.split import type_args
 
 # the suffix a constant outside int's range needs, and each type's range
 _INTS = {"long": "L", "int": "", "short": "", "byte": "", "sbyte": "", "ulong": "UL", "uint": "U", "ushort": ""}
@@ -82,6 +82,11 @@ def _units(ch: str) -> list[int]:
     return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
 
 
+def _init(items: list[str]) -> str:
+    """A collection initializer: `{ a, b }`, or `{ }` when empty."""
+    return "{ " + ", ".join(items) + " }" if items else "{ }"
+
+
 def _string(s: str) -> str:
     return '"' + _escape(s, '"') + '"'
 
@@ -146,25 +151,24 @@ def _render(node: _Node, t: str) -> str | None:
         if node.kind != "L":
             return None
         items = [_render(x, t[:-2]) for x in node.items or []]
-        return None if None in items else f"new {t} {{ {', '.join(items)} }}".replace("{  }", "{ }")
+        return None if None in items else f"new {t} {_init(items)}"
     m = _GENERIC.fullmatch(t)
     if m is None:
         return _scalar(node, t)
-    name, args = m.group(1), _type_args(m.group(2))
+    name, args = m.group(1), type_args(m.group(2))
     if args is None:
         return None
     if name == "Nullable" and len(args) == 1:
         return _render(node, args[0])
     if name in _SEQUENCES and len(args) == 1 and node.kind == "L":
         items = [_render(x, args[0]) for x in node.items or []]
-        return None if None in items else f"new List<{args[0]}> {{ {', '.join(items)} }}".replace("{  }", "{ }")
+        return None if None in items else f"new List<{args[0]}> {_init(items)}"
     if name in ("Dictionary", "IDictionary") and len(args) == 2 and node.kind == "D":
         its = node.items or []
         pairs = [(_render(its[i], args[0]), _render(its[i + 1], args[1])) for i in range(0, len(its), 2)]
         if any(k is None or v is None for k, v in pairs):
             return None
-        body = ", ".join(f"{{ {k}, {v} }}" for k, v in pairs)
-        return f"new Dictionary<{args[0]}, {args[1]}> {{ {body} }}".replace("{  }", "{ }")
+        return f"new Dictionary<{args[0]}, {args[1]}> {_init([f'{{ {k}, {v} }}' for k, v in pairs])}"
     if name == "Tuple" and node.kind == "T" and len(node.items or []) == len(args):
         items = [_render(x, a) for x, a in zip(node.items or [], args)]
         return None if None in items else f"new Tuple<{', '.join(args)}>({', '.join(items)})"
