@@ -168,6 +168,7 @@ class SplitParams(Section):
 
     dev_fraction: Float = Field(0.2, ge=0, lt=1)
     validation_fraction: Float = Field(0.05, ge=0, lt=1)
+    types: Literal["as_written", "multipl_e"] = "as_written"
     seed: int = 3
     out_dir: str = "data/tasks"
     metrics: str = "metrics/split.json"

@@ -21,6 +21,7 @@ from ..config import SplitParams, load_params
 from ..csharp import make_executor
 from ..jsonl import read_jsonl, write_json, write_jsonl
 from ..synth.completion_format import render_all, verify
+from ..synth.conventions import choose
 from ..synth.split import SIDES, assign, collect
 from ..tracking import flatten, log_metrics, stage_run
 
@@ -34,7 +35,15 @@ def build(filtered: list[dict], rounds: list[list[dict]], cfg: SplitParams,
     sides = assign(examples, [filtered, *rounds], seed=cfg.seed, dev_fraction=cfg.dev_fraction,
                    validation_fraction=cfg.validation_fraction)
     rendered, render_failures = render_all(examples)
-    ok = verify([t for _, t in rendered], executor) if rendered else []
+    types: dict[str, int] = {}
+    if cfg.types == "multipl_e" and rendered:
+        chosen, labels = choose([t for _, t in rendered], executor)
+        ok = [t is not None for t in chosen]
+        rendered = [(i, t or old) for (i, old), t in zip(rendered, chosen, strict=True)]
+        for label in labels:
+            types[label] = types.get(label, 0) + 1
+    else:
+        ok = verify([t for _, t in rendered], executor) if rendered else []
     task_of = {i: t for (i, t), good in zip(rendered, ok, strict=True) if good}
     out: dict[str, list[dict]] = {s: [] for s in SIDES}
     for i, (ex, where) in enumerate(zip(examples, sides, strict=True)):
@@ -51,7 +60,8 @@ def build(filtered: list[dict], rounds: list[list[dict]], cfg: SplitParams,
                "dev_unrendered": sum(1 for s in sides if s == "dev") - len(out["dev"]),
                "rendered": len(task_of), "render_rate": round(len(task_of) / max(1, len(examples)), 4),
                "render_failures": {**dict(sorted(render_failures.items())),
-                                   "sandbox": sum(1 for good in ok if not good)}}
+                                   "sandbox": sum(1 for good in ok if not good)},
+               **({"types": dict(sorted(types.items()))} if types else {})}
     return out, metrics
 
 
