@@ -42,7 +42,7 @@ _INT_LITERAL = re.compile(r"(?<![\w.])(-?\d+)(?![\w.])")
 
 @dataclass(frozen=True)
 class Variant:
-    """One rewrite: `label` names its choices (e.g. `long+list+float`)."""
+    """One rewrite: `label` names its choices (e.g. `long-list-float`)."""
 
     label: str
     task: CompletionTask
@@ -233,7 +233,9 @@ def variants(task: CompletionTask) -> list[Variant]:
         if new is None or (new.prompt, new.completion, new.tests) in seen:
             continue
         seen.add((new.prompt, new.completion, new.tests))
-        label = "+".join(["long" if loops else "long-int-loops"] + (["list"] if lists else []) + (["float"] if floats else []))
+        # a metric name in MLflow: letters, digits, `_`, `-`
+        label = "-".join(["long" if loops else "long_but_loops"] + (["list"] if lists else [])
+                         + (["list_return"] if wrap else []) + (["float"] if floats else []))
         out.append(Variant(label, new))
     return out
 
