@@ -121,3 +121,24 @@ def test_sft_data_rows_in_every_format_and_source():
     assert metrics["rows"] == {"teacher_completion": 1, "teacher_chat": 2, "teacher_alpaca": 2,
                                "student_completion": 1, "student_chat": 1, "student_alpaca": 1}
     assert len({r["id"] for r in train}) == len(train)
+
+
+@needs_toolchain
+def test_split_build_writes_multipl_e_types_on_every_side_when_asked():
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.stages.split import build
+
+    filtered = [example(i) for i in range(15)]
+    substring = example(61)  # Substring takes an int: only the task as written compiles
+    substring["solution"] = substring["solution"].replace("return 63 * x;", 'return "abcdefgh".Substring(x).Length;')
+    substring["tests"] = "\n".join(f"Debug.Assert(K61.F61({x}) == {8 - x});" for x in (1, 2, 5))
+    out, metrics = build(filtered + [substring], [[], [], []],
+                         params(dev_fraction=0.5, validation_fraction=0.0, types="multipl_e").split,
+                         Executor(Limits(timeout_s=10), workers=2))
+    assert metrics["types"] == {"as_written": 1, "long": 15} and metrics["render_failures"]["sandbox"] == 0
+    problems = [ex["task"] for ex in out["train"]] + out["dev"]
+    assert out["dev"] and out["train"] and len(problems) == 16
+    for p in problems:
+        sig = p["prompt"].rstrip().split("\n")[-1]
+        assert sig.endswith("(int x) {") if p["entry_point"] == "F61" else sig.endswith("(long x) {")
+        assert sig.startswith("    public static int") if p["entry_point"] == "F61" else sig.startswith("    public static long")

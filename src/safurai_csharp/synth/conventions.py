@@ -233,9 +233,14 @@ def variants(task: CompletionTask) -> list[Variant]:
         if new is None or (new.prompt, new.completion, new.tests) in seen:
             continue
         seen.add((new.prompt, new.completion, new.tests))
-        # a metric name in MLflow: letters, digits, `_`, `-`
-        label = "-".join(["long" if loops else "long_but_loops"] + (["list"] if lists else [])
-                         + (["list_return"] if wrap else []) + (["float"] if floats else []))
+        # a label names only the rewrites that changed something (`float` on a task without
+        # doubles is a no-op); it is a metric name in MLflow: letters, digits, `_`, `-`
+        did = {k: rewrite(task, **{**kw, k: False}) != new
+               for kw in [dict(lists=lists, long_loops=loops, floats=floats, list_returns=wrap)]
+               for k in ("lists", "floats", "list_returns")}
+        label = "-".join(["long" if loops else "long_but_loops"] + (["list"] if lists and did["lists"] else [])
+                         + (["list_return"] if wrap and did["list_returns"] else [])
+                         + (["float"] if floats and did["floats"] else []))
         out.append(Variant(label, new))
     return out
 
