@@ -68,8 +68,9 @@ def code_mask(text: str) -> list[bool]:
     return mask
 
 
-def _close_paren(text: str, mask: list[bool], open_idx: int) -> int:
-    """Index of the ')' matching the '(' at open_idx, or -1."""
+def close_bracket(text: str, mask: list[bool], open_idx: int) -> int:
+    """Index of the bracket closing the one at open_idx, counting `([{` alike and code only
+    (`mask`: :func:`code_mask`), or -1."""
     depth = 0
     for k in range(open_idx, len(text)):
         if not mask[k]:
@@ -79,8 +80,14 @@ def _close_paren(text: str, mask: list[bool], open_idx: int) -> int:
         elif text[k] in ")]}":
             depth -= 1
             if depth == 0:
-                return k if text[k] == ")" else -1
+                return k
     return -1
+
+
+def _close_paren(text: str, mask: list[bool], open_idx: int) -> int:
+    """Index of the ')' matching the '(' at open_idx, or -1."""
+    k = close_bracket(text, mask, open_idx)
+    return k if k >= 0 and text[k] == ")" else -1
 
 
 def _assert_sites(text: str, mask: list[bool]) -> list[tuple[int, int, int]]:

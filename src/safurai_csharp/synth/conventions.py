@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..csharp.modes import code_mask
+from ..csharp.modes import close_bracket, code_mask
 from .completion_format import CompletionTask
 
 _INT = re.compile(r"\bint\b")
@@ -63,19 +63,6 @@ def _sub_code(text: str, pattern: re.Pattern[str], repl: str | Callable[[re.Matc
     return "".join(out)
 
 
-def _close(text: str, mask: list[bool], open_idx: int) -> int:
-    """Index of the bracket closing the one at open_idx (code only), or -1."""
-    depth = 0
-    for k in range(open_idx, len(text)):
-        if mask[k] and text[k] in "([{":
-            depth += 1
-        elif mask[k] and text[k] in ")]}":
-            depth -= 1
-            if depth == 0:
-                return k
-    return -1
-
-
 def _wrap_array_literals(text: str) -> str:
     """`new long[] {1, 2}` -> `new List<long>(new long[] {1, 2})`, as MultiPL-E's tests write lists."""
     while True:
@@ -84,7 +71,7 @@ def _wrap_array_literals(text: str) -> str:
                   if mask[m.start()] and not text[:m.start()].endswith("new List<" + m.group(1) + ">(")), None)
         if m is None:
             return text
-        end = _close(text, mask, m.end() - 1)
+        end = close_bracket(text, mask, m.end() - 1)
         if end < 0:
             return text
         text = f"{text[:m.start()]}new List<{m.group(1)}>({text[m.start():end + 1]}){text[end + 1:]}"
@@ -149,7 +136,7 @@ def _long_tuples(tests: str) -> str:
     out, last = [], 0
     mask = code_mask(tests)
     for m in _TUPLE_CREATE.finditer(tests):
-        end = _close(tests, mask, m.end() - 1)
+        end = close_bracket(tests, mask, m.end() - 1)
         if not mask[m.start()] or end < 0 or m.start() < last:
             continue
         args = _sub_code(tests[m.end():end], _INT_LITERAL, r"\1L")
