@@ -282,6 +282,45 @@ def test_cli_errors_are_one_plain_line(proj, capsys):
     assert "run `safurai-csharp eval-multipl-e --target merged` first" in capsys.readouterr().err
 
 
+def test_cli_compares_two_results_files_without_params(tmp_path, monkeypatch, capsys):
+    """`report --files`: the committed verdict files (benchmarks/*.jsonl: name + results, no
+    completions) compared outside the pipeline; no params.yaml, nothing written."""
+    from safurai_csharp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = [{"name": r["name"], "results": r["results"]} for r in greedy(set(range(3)), 20)]
+    cand = greedy(set(range(12)), 20)
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in base))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cand))
+    assert main(["report", "--files", "b.jsonl", "c.jsonl"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["report official", "report corrected"]
+    assert "+9 -0 problems, mcnemar_exact p=0.003906" in out[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jsonl", "c.jsonl"]
+    assert main(["report", "--files", "b.jsonl", "c.jsonl", "--modes", "corrected"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["report", "--files", "b.jsonl", "c.jsonl", "--modes", "strict"]) == 2
+    assert "no scored completions for mode 'strict'" in capsys.readouterr().err
+    (tmp_path / "e.jsonl").write_text("")
+    assert main(["report", "--files", "e.jsonl", "c.jsonl"]) == 2
+    assert "e.jsonl: no records" in capsys.readouterr().err
+
+
+def test_readme_files_command_reproduces_the_documented_distillation_result(monkeypatch, capsys):
+    """The README's `report --files` line, as written, on the committed verdicts: the numbers
+    docs/results.md reports for the 1.5B -> 0.5B distillation (46.2% -> 39.1% corrected)."""
+    from safurai_csharp.cli import main
+
+    command = ("safurai-csharp report --files benchmarks/results_qwen05_base_n10.jsonl "
+               "benchmarks/results_qwen05_distill15_n10.jsonl")
+    assert command in (ROOT / "README.md").read_text()
+    monkeypatch.chdir(ROOT)
+    assert main(command.split()[1:]) == 0
+    corrected = capsys.readouterr().out.splitlines()[1]
+    assert corrected.startswith("report corrected: baseline 0.4620 -> candidate 0.3911")
+    assert "+15 -46 problems" in corrected
+
+
 def test_report_stage_in_dvc_yaml_reads_both_targets():
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]
     assert stage["cmd"] == "safurai-csharp report"

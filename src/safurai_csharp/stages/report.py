@@ -165,15 +165,40 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         mlflow.log_artifact(cfg.per_problem_plot)
     sections = [(m, report[m]) for m in ev.modes]
     sections += [(f"dev {m}", report["dev"][m]) for m in params.eval_dev.modes if m in report["dev"]]
+    _print_sections(sections, cfg.baseline, cfg.candidate)
+    return report
+
+
+def _print_sections(sections: Sequence[tuple[str, Mapping[str, Any]]], baseline: str, candidate: str) -> None:
     for m, r in sections:
         ci = r["delta_ci95"]
-        print(f"report {m}: {cfg.baseline} {r[f'{cfg.baseline}_pass@1']:.4f} -> {cfg.candidate} "
-              f"{r[f'{cfg.candidate}_pass@1']:.4f} (delta {r['delta']:+.4f}, 95% [{ci['lo']:+.4f}, {ci['hi']:+.4f}]; "
+        print(f"report {m}: {baseline} {r[f'{baseline}_pass@1']:.4f} -> {candidate} "
+              f"{r[f'{candidate}_pass@1']:.4f} (delta {r['delta']:+.4f}, 95% [{ci['lo']:+.4f}, {ci['hi']:+.4f}]; "
               f"+{r['improved']} -{r['regressed']} problems, {r['test']} p={r['p_value']:.4g})")
+
+
+def compare_files(baseline_path: str, candidate_path: str, modes: Sequence[str] | None = None, *,
+                  permutations: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """The report's paired comparison of two results.jsonl files (eval_multipl_e's, eval_dev's, or
+    the per-problem verdicts committed under benchmarks/), outside the pipeline: nothing is
+    written or logged. Modes default to those both files score."""
+    from ..jsonl import read_jsonl
+
+    base, cand = read_jsonl(Path(baseline_path)), read_jsonl(Path(candidate_path))
+    if not base or not cand:
+        raise EvaluationInputError(f"{baseline_path if not base else candidate_path}: no records")
+    if modes is None:
+        modes = [m for m in base[0]["results"] if m in cand[0]["results"]]
+    report = compare(base, cand, modes, baseline="baseline", candidate="candidate",
+                     permutations=permutations, seed=seed)
+    _print_sections([(m, report[m]) for m in modes], "baseline", "candidate")
     return report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="compare two eval_multipl_e targets, paired over problems (stage report)")
     p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=lambda a: run(a.params))
+    p.add_argument("--files", nargs=2, metavar=("BASELINE", "CANDIDATE"),
+                   help="compare two results.jsonl files instead (no params read, nothing written)")
+    p.add_argument("--modes", nargs="+", help="with --files: the modes to compare (default: those both score)")
+    p.set_defaults(func=lambda a: compare_files(*a.files, a.modes) if a.files else run(a.params))
