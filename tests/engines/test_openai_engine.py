@@ -197,3 +197,22 @@ def test_progress_hook_counts_answers_as_they_arrive(fresh):
     out = e.chat([[{"role": "user", "content": f"q{i}"}] for i in range(6)], SamplingConfig(n=2, temperature=1.0))
     assert [o[0].split("|")[0] for o in out] == [f"q{i}" for i in range(6)]  # still in prompt order
     assert calls == [(i, 6, 10 * i) for i in range(7)]  # 5 completion tokens a sample
+
+
+def test_together_keeps_every_part_in_one_pool_and_each_part_its_sampling(fresh):
+    from safurai_csharp.engines import Request, together
+
+    e = engine(fresh, max_concurrency=6)
+    convs = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
+    chat = Request(convs, SamplingConfig(n=1, temperature=0.5, max_new_tokens=9, stop=[STOP]), seeds=[1, 2, 3], chat=True)
+    gen = Request([f"q{i}" for i in range(3, 8)], SamplingConfig(n=2, temperature=1.0, max_new_tokens=5, seed=4))
+    got = together(e, [chat, Request([], SamplingConfig()), gen])
+    assert got[0] == [[f"q{i}|seed={i + 1}|j=0"] for i in range(3)] and got[1] == []
+    assert got[2] == [[f"q{i}|seed=4|j={j}{STOP}tail" for j in range(2)] for i in range(3, 8)]
+    assert len(fresh.requests) == 8 and fresh.max_in_flight > 3  # the parts overlapped
+    by_path = {r["body"].get("prompt") or r["body"]["messages"][-1]["content"]: r for r in fresh.requests}
+    assert by_path["q0"]["path"] == "/v1/chat/completions" and by_path["q0"]["body"]["max_tokens"] == 9
+    assert by_path["q5"]["path"] == "/v1/completions" and by_path["q5"]["body"]["n"] == 2
+    assert e.last_stats["generated_tokens"] == 3 * 5 + 5 * 10
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        together(e, [Request(["a"], SamplingConfig(), seeds=[1, 2])])

@@ -83,3 +83,19 @@ def test_chat_matches_hf_engine_and_seeds_hold(engine, model_dir, monkeypatch):
     monkeypatch.setattr(engine.llm.get_tokenizer(), "chat_template", None)
     with pytest.raises(ValueError, match="has no chat template"):
         engine.chat(convs[:1], s)
+
+
+def test_together_gives_each_request_what_its_own_call_gives(engine):
+    from safurai_csharp.engines import Request, together
+
+    convs = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
+    chat = Request(convs, SamplingConfig(temperature=1.0, max_new_tokens=10, stop=["}"]), seeds=[1, 2], chat=True)
+    bodies = Request(PROMPTS, SamplingConfig(n=3, temperature=0.8, max_new_tokens=12, seed=4), seeds=[5, 6, 7, 8])
+    greedy = Request(PROMPTS[:3], SamplingConfig(n=2, max_new_tokens=8))
+    empty = Request([], SamplingConfig())
+    got = together(engine, [chat, bodies, empty, greedy])
+    assert engine.last_stats["generated_tokens"] > 0
+    assert got == [engine.chat(chat.items, chat.sampling, seeds=chat.seeds),
+                   engine.generate(bodies.items, bodies.sampling, seeds=bodies.seeds), [],
+                   engine.generate(greedy.items, greedy.sampling)]
+    assert [len(o) for o in got[1]] == [3] * 4 and all(len(set(o)) == 1 for o in got[3])

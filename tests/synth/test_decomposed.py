@@ -227,6 +227,53 @@ def test_a_task_that_fails_the_task_step_is_asked_again_with_another_seed():
     assert decomposed.attempt_seed(7, 1) == 7 and decomposed.attempt_seed(7, 2) not in (7, 8)
 
 
+class OneCallPerRound(Teacher):
+    """Task 1's first task-step answer has a helper method; everything else is as Teacher's.
+    With `together`, an engine that can run several requests in one call."""
+
+    def __init__(self, combined):
+        super().__init__()
+        self.rounds = []
+        if combined:
+            self.together = self._together
+
+    def chat(self, conversations, sampling, seeds=None):
+        super().chat(conversations, sampling, seeds)
+        helper = TASK.replace("    }\n}", "    }\n    public static int H() { return 1; }\n}")
+        return [[helper if s == 8 else TASK] for s in seeds]
+
+    def _together(self, requests):
+        self.rounds.append([("chat" if r.chat else "generate", len(r.items)) for r in requests])
+        out, tokens = [], 0
+        for r in requests:  # last_stats describes the whole call, as an engine's does
+            out.append((self.chat if r.chat else self.generate)(r.items, r.sampling, seeds=r.seeds))
+            tokens += self.last_stats["generated_tokens"]
+        self.last_stats = {"generated_tokens": tokens, "prompt_tokens": 0}
+        return out
+
+
+@needs_toolchain
+def test_the_retry_shares_an_engine_call_with_the_first_drafts_samples():
+    from safurai_csharp.csharp import Executor, Limits
+
+    specs = [TaskSpec(0, "numerics", "squares", ()), TaskSpec(1, "numerics", "cubes", ())]
+    sampler = SamplingConfig(temperature=0.7, max_new_tokens=768, seed=1)
+    runs = {}
+    for combined in (False, True):
+        teacher = OneCallPerRound(combined)
+        meter = Meter(teacher)
+        runs[combined] = decomposed.run_chunk(meter, Executor(Limits(), workers=2), specs, [7, 8], sampler,
+                                              solutions=3, task_attempts=2), teacher, meter.tally
+    assert runs[True][0] == runs[False][0]  # the same examples either way
+    assert [s["attempts"] for _, s in runs[True][0]] == [1, 2] and all(s["dropped_at"] is None for _, s in runs[True][0])
+    # one engine call per round: both task-step answers; the retry with task 0's bodies and tests;
+    # task 1's bodies and tests
+    assert runs[True][1].rounds == [[("chat", 2)], [("chat", 1), ("generate", 1), ("generate", 1)],
+                                    [("generate", 1), ("generate", 1)]]
+    assert runs[False][1].rounds == [] and len(runs[False][1].calls) == len(runs[True][1].calls) == 6
+    assert runs[True][2]["generated_tokens"] == runs[False][2]["generated_tokens"]
+
+
 def test_output_agreement_groups_bodies_by_what_they_return():
     # bodies 0 and 2 return the same values on all three inputs; body 1 differs on the second
     assert decomposed.agree_outputs([["i4", "i9", "i1"], ["i4", "i6", "i1"], ["i4", "i9", "i1"]], 2) == (0, [0, 1, 2])

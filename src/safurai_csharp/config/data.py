@@ -14,7 +14,7 @@ class GenerateParams(Section):
     """`safurai-csharp generate` (stage generate): self-instruct C# tasks from the teacher."""
 
     num_tasks: int = Field(256, ge=1, description="paper: 100,000")
-    chunk_size: int = Field(64, ge=1, description="tasks per engine call and per resume checkpoint")
+    chunk_size: int = Field(128, ge=1, description="tasks per engine call and per resume checkpoint")
     recipe: Literal["answer", "decomposed"] = Field(
         "answer", description="answer: task + solution + tests in one answer (the paper); decomposed: "
                               "task + solution, more bodies, independent tests, agreement (synth/decomposed.py)")

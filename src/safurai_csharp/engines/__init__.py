@@ -13,7 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from .base import Conversation, Engine, Message, SamplingConfig, stop_at_stop_token, strip_prompt
+from .base import Conversation, Engine, Message, Request, SamplingConfig, stop_at_stop_token, strip_prompt, together
 from .hf_engine import HFEngine
 from .openai_engine import OpenAIEngine
 from .vllm_engine import VLLMEngine
@@ -47,5 +47,5 @@ def make_engine(name: str, model_dir: Path | None, **options: Any) -> Engine:
     return cls(None if model_dir is None else Path(model_dir), **options)
 
 
-__all__ = ["ENGINES", "Conversation", "Engine", "HFEngine", "Message", "OpenAIEngine", "SamplingConfig",
-           "VLLMEngine", "make_engine", "stop_at_stop_token", "strip_prompt"]
+__all__ = ["ENGINES", "Conversation", "Engine", "HFEngine", "Message", "OpenAIEngine", "Request", "SamplingConfig",
+           "VLLMEngine", "make_engine", "stop_at_stop_token", "strip_prompt", "together"]

@@ -79,6 +79,28 @@ class Engine(Protocol):
         """Free the model, worker processes or connections; the engine is unusable afterwards."""
 
 
+@dataclass(frozen=True)
+class Request:
+    """One part of a combined call (`together`): prompts, or conversations when `chat`, with
+    their own sampling and per-prompt seeds."""
+
+    items: list[Any]
+    sampling: SamplingConfig
+    seeds: list[int] | None = None
+    chat: bool = False
+
+
+def together(engine: Engine, requests: list[Request]) -> list[list[list[str]]]:
+    """Each request's completions, as `generate`/`chat` would give them, from one engine call
+    where the engine has `together` (vLLM: one scheduler pass over every part, so one part's
+    last few long sequences decode beside the others instead of in a nearly empty batch), else
+    from one call per part. With `seeds` the samples are the same either way (see Engine)."""
+    own = getattr(engine, "together", None)
+    if own is not None:
+        return own(requests)
+    return [(engine.chat if r.chat else engine.generate)(r.items, r.sampling, seeds=r.seeds) for r in requests]
+
+
 class AcrossCalls:
     """A Progress hook for an engine that is called several times for `total` prompts in all
     (the completion protocol makes one call per stop list): `hook(done, total, tokens)` sees

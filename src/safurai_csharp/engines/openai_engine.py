@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from .base import Conversation, SamplingConfig, check_conversation, check_seeds, stop_at_stop_token
+from .base import Conversation, Request, SamplingConfig, check_conversation, check_seeds, stop_at_stop_token
 
 
 class OpenAIEngine:
@@ -61,21 +61,33 @@ class OpenAIEngine:
 
     def generate(self, prompts: list[str], sampling: SamplingConfig,
                  seeds: list[int] | None = None) -> list[list[str]]:
-        def one(prompt: str, seed: int) -> Any:
-            return self.client.completions.create(model=self.model, prompt=prompt, **self._body(sampling, seed))
-
-        return self._run(list(prompts), sampling, seeds, one, lambda c: c.text)
+        return self._run([self._part(Request(list(prompts), sampling, seeds))])[0]
 
     def chat(self, conversations: list[Conversation], sampling: SamplingConfig,
              seeds: list[int] | None = None) -> list[list[str]]:
-        for c in conversations:
-            check_conversation(c)
+        return self._run([self._part(Request(list(conversations), sampling, seeds, chat=True))])[0]
 
-        def one(messages: Conversation, seed: int) -> Any:
-            return self.client.chat.completions.create(model=self.model, messages=messages,
-                                                       **self._body(sampling, seed))
+    def together(self, requests: list[Request]) -> list[list[list[str]]]:
+        """Every request's prompts through one pool (base.together): `max_concurrency` requests
+        stay in flight across the parts instead of draining at the end of each."""
+        return self._run([self._part(r) for r in requests])
 
-        return self._run(list(conversations), sampling, seeds, one, lambda c: c.message.content)
+    def _part(self, r: Request) -> tuple[list[Any], SamplingConfig, list[int] | None, Any, Any]:
+        """(items, sampling, seeds, send one item, text of a choice) for `_run`."""
+        if r.chat:
+            for c in r.items:
+                check_conversation(c)
+
+            def one_chat(messages: Conversation, seed: int) -> Any:
+                return self.client.chat.completions.create(model=self.model, messages=messages,
+                                                           **self._body(r.sampling, seed))
+
+            return list(r.items), r.sampling, r.seeds, one_chat, lambda c: c.message.content
+
+        def one(prompt: str, seed: int) -> Any:
+            return self.client.completions.create(model=self.model, prompt=prompt, **self._body(r.sampling, seed))
+
+        return list(r.items), r.sampling, r.seeds, one, lambda c: c.text
 
     @staticmethod
     def _body(sampling: SamplingConfig, seed: int) -> dict[str, Any]:
@@ -94,37 +106,40 @@ class OpenAIEngine:
             body["stop"] = list(sampling.stop)
         return body
 
-    def _run(self, items: list[Any], sampling: SamplingConfig, seeds: list[int] | None,
-             request, text_of) -> list[list[str]]:
-        check_seeds(seeds, len(items))
+    def _run(self, parts: list[tuple[list[Any], SamplingConfig, list[int] | None, Any, Any]]) -> list[list[list[str]]]:
+        jobs = []  # (part, item, seed) in order
+        for k, (items, sampling, seeds, _request, _text_of) in enumerate(parts):
+            check_seeds(seeds, len(items))
+            jobs += [(k, item, seed) for item, seed in zip(items, seeds if seeds is not None else
+                                                           [sampling.seed] * len(items))]
         start = time.perf_counter()
-        per_item = seeds if seeds is not None else [sampling.seed] * len(items)
-        want = 1 if sampling.greedy else sampling.n
         report = self.on_progress or (lambda done, total, tokens: None)
-        report(0, len(items), 0)
-        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items))))
+        report(0, len(jobs), 0)
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(jobs))))
         try:
-            futures = [pool.submit(request, item, seed) for item, seed in zip(items, per_item)]
+            futures = [pool.submit(parts[k][3], item, seed) for k, item, seed in jobs]
             done = tokens = 0
             for fut in as_completed(futures):  # progress in the order the server answers
                 resp = fut.result()  # a failure (retries exhausted) ends the call here
                 done += 1
                 tokens += (resp.usage.completion_tokens or 0) if resp.usage is not None else 0
-                report(done, len(items), tokens)
+                report(done, len(jobs), tokens)
             # outputs line up with the prompts whatever the order of the answers
             responses = [fut.result() for fut in futures]
         finally:
             # After a failure (retries exhausted), drop the queued requests instead of sending them.
             pool.shutdown(wait=True, cancel_futures=True)
-        results: list[list[str]] = []
+        results: list[list[list[str]]] = [[] for _ in parts]
         generated = prompt_tokens = without_usage = 0
-        for resp in responses:
+        for (k, _item, _seed), resp in zip(jobs, responses, strict=True):
+            _items, sampling, _seeds, _request, text_of = parts[k]
+            want = 1 if sampling.greedy else sampling.n
             choices = sorted(resp.choices, key=lambda c: c.index)
             if len(choices) != want:
                 raise ValueError(f"openai engine: asked {self.base_url} for n={want} samples, got {len(choices)}; "
                                  "this server may not support n > 1 (use n=1 there)")
             texts = [stop_at_stop_token(text_of(c) or "", sampling.stop) for c in choices]
-            results.append(texts * sampling.n if sampling.greedy else texts)
+            results[k].append(texts * sampling.n if sampling.greedy else texts)
             if resp.usage is None:
                 without_usage += 1
             else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dtypes import ENGINE_DTYPES
-from .base import Conversation, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
+from .base import Conversation, Request, SamplingConfig, check_seeds, render_chat, stop_at_stop_token
 
 
 def use_all_cpus() -> dict[str, str]:
@@ -128,26 +128,31 @@ class VLLMEngine:
 
     def generate(self, prompts: list[str], sampling: SamplingConfig,
                  seeds: list[int] | None = None) -> list[list[str]]:
-        return self._generate(list(prompts), sampling, seeds)
+        return self._run([(list(prompts), sampling, seeds)])[0]
 
     def chat(self, conversations: list[Conversation], sampling: SamplingConfig,
              seeds: list[int] | None = None) -> list[list[str]]:
+        return self._run([(self._chat_inputs(conversations), sampling, seeds)])[0]
+
+    def together(self, requests: list[Request]) -> list[list[list[str]]]:
+        """Every request in one `LLM.generate` call (base.together): vLLM schedules them as one
+        batch, each prompt with its request's SamplingParams."""
+        return self._run([(self._chat_inputs(r.items) if r.chat else list(r.items), r.sampling, r.seeds)
+                          for r in requests])
+
+    def _chat_inputs(self, conversations: list[Conversation]) -> list[dict[str, list[int]]]:
         """Renders with the tokenizer vLLM loaded, then tokenizes without special tokens (the
-        template wrote them; vLLM's own LLM.chat does the same) and generates from the ids."""
+        template wrote them; vLLM's own LLM.chat does the same): token-id prompts."""
         tok = self.llm.get_tokenizer()
         name = str(self.llm.llm_engine.model_config.model)
-        texts = [render_chat(tok, c, name) for c in conversations]
-        ids = [{"prompt_token_ids": tok.encode(t, add_special_tokens=False)} for t in texts]
-        return self._generate(ids, sampling, seeds)
+        return [{"prompt_token_ids": tok.encode(render_chat(tok, c, name), add_special_tokens=False)}
+                for c in conversations]
 
-    def _generate(self, prompts: list[Any], sampling: SamplingConfig, seeds: list[int] | None) -> list[list[str]]:
+    def _run(self, parts: list[tuple[list[Any], SamplingConfig, list[int] | None]]) -> list[list[list[str]]]:
         from vllm import SamplingParams
 
-        check_seeds(seeds, len(prompts))
-        start = time.perf_counter()
-        greedy = sampling.greedy
-
-        def params(seed: int) -> SamplingParams:
+        def params(sampling: SamplingConfig, seed: int) -> SamplingParams:
+            greedy = sampling.greedy
             return SamplingParams(
                 # Greedy samples are identical: decode once, repeat n times below.
                 n=1 if greedy else sampling.n,
@@ -159,26 +164,38 @@ class VLLMEngine:
                 seed=seed,
             )
 
-        # A seeded request samples from its own generator in vLLM, whatever else is batched
-        # with it; one SamplingParams per prompt gives each prompt its seed.
-        per_request = params(sampling.seed) if seeds is None else [params(s) for s in seeds]
+        inputs: list[Any] = []
+        per_request: list[SamplingParams] = []
+        for prompts, sampling, seeds in parts:
+            check_seeds(seeds, len(prompts))
+            inputs += prompts
+            # A seeded request samples from its own generator in vLLM, whatever else is batched
+            # with it; one SamplingParams per prompt gives each prompt its seed.
+            per_request += [params(sampling, s) for s in (seeds or [sampling.seed] * len(prompts))]
+        start = time.perf_counter()
         # vLLM's own bar: prompts done, input/output tokens/s, ETA (progress.py paces it in logs)
         report = self.on_progress or (lambda done, total, tokens: None)
-        report(0, len(prompts), 0)
-        outputs = self.llm.generate(prompts, per_request, use_tqdm=progress_bars(report, len(prompts)))
-        results: list[list[str]] = []
+        report(0, len(inputs), 0)
+        outputs = (self.llm.generate(inputs, per_request, use_tqdm=progress_bars(report, len(inputs)))
+                   if inputs else [])
+        results: list[list[list[str]]] = []
         generated = prompt_tokens = 0
-        for out in outputs:
-            prompt_tokens += len(out.prompt_token_ids or [])
-            # vLLM already stops at the stop strings; cutting again applies MultiPL-E's exact
-            # rule (earliest occurrence of any stop token) whatever vLLM's detokenizer did.
-            texts = [stop_at_stop_token(c.text, sampling.stop) for c in out.outputs]
-            generated += sum(len(c.token_ids) for c in out.outputs)
-            results.append(texts * sampling.n if greedy else texts)
+        at = 0
+        for prompts, sampling, _ in parts:
+            texts_of_part: list[list[str]] = []
+            for out in outputs[at:at + len(prompts)]:
+                prompt_tokens += len(out.prompt_token_ids or [])
+                # vLLM already stops at the stop strings; cutting again applies MultiPL-E's exact
+                # rule (earliest occurrence of any stop token) whatever vLLM's detokenizer did.
+                texts = [stop_at_stop_token(c.text, sampling.stop) for c in out.outputs]
+                generated += sum(len(c.token_ids) for c in out.outputs)
+                texts_of_part.append(texts * sampling.n if sampling.greedy else texts)
+            results.append(texts_of_part)
+            at += len(prompts)
         self.last_stats = {"engine": self.name, "dtype": str(self.llm.llm_engine.model_config.dtype),
                            "generated_tokens": generated, "prompt_tokens": prompt_tokens,
                            "seconds": time.perf_counter() - start}
-        report(len(prompts), len(prompts), generated)
+        report(len(inputs), len(inputs), generated)
         return results
 
     def close(self) -> None:

@@ -25,7 +25,18 @@ class Meter:
     def chat(self, conversations: list, sampling: Any, seeds: list[int] | None = None) -> list[list[str]]:
         return self._call(self.engine.chat, conversations, sampling, seeds)
 
-    def _call(self, fn: Any, items: list, sampling: Any, seeds: list[int] | None) -> list[list[str]]:
+    def together(self, requests: list[Any]) -> list[list[list[str]]]:
+        """engines.together through the meter: one engine call where the engine can combine the
+        requests (engines.Request), else one metered call per request."""
+        from ..engines.base import together
+
+        if getattr(self.engine, "together", None) is None:
+            return [(self.chat if r.chat else self.generate)(r.items, r.sampling, seeds=r.seeds) for r in requests]
+        if not any(r.items for r in requests):
+            return [[] for _ in requests]
+        return self._call(lambda reqs, _sampling, seeds: together(self.engine, reqs), requests, None, None)
+
+    def _call(self, fn: Any, items: list, sampling: Any, seeds: list[int] | None) -> Any:
         if not items:
             return []
         start = time.perf_counter()

@@ -273,22 +273,51 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     assertions takes its tests from its bodies' outputs instead (by_outputs), when at least k
     distinct bodies, the agreed one among them, return the same values on its test inputs
     (`agreement: outputs` in its steps)."""
-    from ..engines import SamplingConfig, strip_prompt
+    from ..engines import Request, SamplingConfig, strip_prompt
 
     out: list[tuple[str, dict[str, Any]]] = [("", {"dropped_at": None}) for _ in specs]
     found: dict[int, tuple[int, str, CompletionTask, str]] = {}
     step1 = replace(sampler, stop=[SOLUTION_END])
-    for attempt in range(1, task_attempts + 1):
-        todo = [i for i in range(len(specs)) if i not in found]
-        if not todo:
+
+    def sampling(n: int) -> SamplingConfig:
+        return SamplingConfig(n=n, temperature=sampler.temperature, top_p=sampler.top_p, top_k=sampler.top_k,
+                              max_new_tokens=min(PART_TOKENS, sampler.max_new_tokens), stop=list(STOP_TOKENS),
+                              seed=sampler.seed)
+
+    def samples(drafts: list[tuple[int, str, CompletionTask, str]]) -> list[Request]:
+        """Steps 2 and 3 of these drafts: the bodies, then the tests (per-task seeds)."""
+        parts = [Request([strip_prompt(t.prompt) for _, _, t, _ in drafts], sampling(solutions),
+                         seeds=[seeds[i] for i, *_ in drafts])] if solutions else []
+        # several test samples pool their assertions: one sample's wrong expected values no longer
+        # sink the task, and agreement picks the assertions the bodies agree with
+        return parts + [Request([tests_prompt(t) for _, _, t, _ in drafts], sampling(tests_per_task),
+                                seeds=[seeds[i] + 1 for i, *_ in drafts])]
+
+    # One engine call per round: the task step's next attempt for the tasks still without a
+    # draft, together with the bodies and tests of the drafts the previous round found, so that
+    # no call decodes a few long answers in a nearly empty batch (docs/data.md D13). Every
+    # prompt keeps its own seed: the samples are those of one call per step.
+    bodies: dict[int, list[str]] = {}
+    tests: dict[int, list[str]] = {}
+    fresh: list[tuple[int, str, CompletionTask, str]] = []
+    for attempt in range(1, task_attempts + 2):
+        todo = [i for i in range(len(specs)) if i not in found] if attempt <= task_attempts else []
+        requests = ([Request([task_messages(specs[i]) for i in todo], step1, chat=True,
+                             seeds=[attempt_seed(seeds[i], attempt) for i in todo])] if todo else [])
+        parts = samples(fresh) if fresh else []
+        if not requests and not parts:
             break
-        texts = [o[0] for o in meter.chat([task_messages(specs[i]) for i in todo], step1,
-                                          seeds=[attempt_seed(seeds[i], attempt) for i in todo])]
-        for i, text in zip(todo, texts, strict=True):
+        results = meter.together(requests + parts)
+        for d, (i, *_draft) in enumerate(fresh):
+            bodies[i] = results[-2][d] if solutions else []
+            tests[i] = results[-1][d]
+        fresh = []
+        for i, text in zip(todo, [o[0] for o in results[0]] if todo else [], strict=True):
             text = close_fence(text)
             out[i] = (text, {"dropped_at": None, "attempts": attempt})
             try:
                 found[i] = (i, *task_draft(text))
+                fresh.append(found[i])
             except ParseError as exc:
                 out[i][1].update(dropped_at="task", reason=exc.reason)
             except RenderError as exc:
@@ -296,24 +325,12 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     drafts = [found[i] for i in sorted(found)]
     if not drafts:
         return out
-
-    def sampling(n: int) -> SamplingConfig:
-        return SamplingConfig(n=n, temperature=sampler.temperature, top_p=sampler.top_p, top_k=sampler.top_k,
-                              max_new_tokens=min(PART_TOKENS, sampler.max_new_tokens), stop=list(STOP_TOKENS),
-                              seed=sampler.seed)
-
-    bodies: list[list[str]] = [[] for _ in drafts]
-    if solutions:
-        bodies = meter.generate([strip_prompt(t.prompt) for _, _, t, _ in drafts], sampling(solutions),
-                                seeds=[seeds[i] for i, *_ in drafts])
-    # several test samples pool their assertions: one sample's wrong expected values no longer
-    # sink the task, and agreement picks the assertions the bodies agree with
-    tests = meter.generate([tests_prompt(t) for _, _, t, _ in drafts], sampling(tests_per_task),
-                           seeds=[seeds[i] + 1 for i, *_ in drafts])
+    bodies_of = [bodies[i] for i, *_ in drafts]
+    tests_of = [tests[i] for i, *_ in drafts]
 
     cands: list[list[str]] = []
     asserts: list[list[str]] = []
-    for d, ((i, _ins, task, _cls), more, answer) in enumerate(zip(drafts, bodies, tests, strict=True)):
+    for d, ((i, _ins, task, _cls), more, answer) in enumerate(zip(drafts, bodies_of, tests_of, strict=True)):
         cands.append(_distinct([task.completion, *more]))
         asserts.append(list(dict.fromkeys(structural_fresh(unqualified(a, task.entry_point)) for sample in answer
                                           for a in assert_statements(TESTS_LEAD + sample))))
