@@ -49,7 +49,8 @@ def main() -> None:
     start = time.perf_counter()
     llm = LLM(model=a.model or str(ROOT / params.teacher.model_dir), dtype=opts.dtype, seed=0,
               max_model_len=opts.max_model_len, enforce_eager=not a.compiled, max_num_seqs=max(sizes),
-              kv_cache_memory_bytes=int((opts.kv_cache_gib or 2.0) * 2**30),
+              gpu_memory_utilization=opts.gpu_memory_utilization,
+              kv_cache_memory_bytes=None if opts.kv_cache_gib is None else int(opts.kv_cache_gib * 2**30),
               enable_chunked_prefill=False, max_num_batched_tokens=max(opts.max_model_len, 8192))
     startup = time.perf_counter() - start
     prompts = [strip_prompt(p["prompt"]) for p in read_jsonl(a.benchmark)]

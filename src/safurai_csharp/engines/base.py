@@ -98,6 +98,11 @@ def together(engine: Engine, requests: list[Request]) -> list[list[list[str]]]:
     own = getattr(engine, "together", None)
     if own is not None:
         return own(requests)
+    return separately(engine, requests)
+
+
+def separately(engine: Any, requests: list[Request]) -> list[list[list[str]]]:
+    """`together` for an engine without it: one `chat`/`generate` call per request."""
     return [(engine.chat if r.chat else engine.generate)(r.items, r.sampling, seeds=r.seeds) for r in requests]
 
 

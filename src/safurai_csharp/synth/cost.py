@@ -23,24 +23,22 @@ class Meter:
         self.tally: dict[str, float] = dict.fromkeys(FIELDS, 0)
 
     def chat(self, conversations: list, sampling: Any, seeds: list[int] | None = None) -> list[list[str]]:
-        return self._call(self.engine.chat, conversations, sampling, seeds)
+        return self._metered(lambda: self.engine.chat(conversations, sampling, seeds=seeds)) if conversations else []
 
     def together(self, requests: list[Any]) -> list[list[list[str]]]:
-        """engines.together through the meter: one engine call where the engine can combine the
-        requests (engines.Request), else one metered call per request."""
-        from ..engines.base import together
+        """engines.together through the meter: one metered engine call where the engine can
+        combine the requests (engines.Request), else one metered call per request."""
+        from ..engines.base import separately
 
         if getattr(self.engine, "together", None) is None:
-            return [(self.chat if r.chat else self.generate)(r.items, r.sampling, seeds=r.seeds) for r in requests]
+            return separately(self, requests)
         if not any(r.items for r in requests):
             return [[] for _ in requests]
-        return self._call(lambda reqs, _sampling, seeds: together(self.engine, reqs), requests, None, None)
+        return self._metered(lambda: self.engine.together(requests))
 
-    def _call(self, fn: Any, items: list, sampling: Any, seeds: list[int] | None) -> Any:
-        if not items:
-            return []
+    def _metered(self, call: Any) -> Any:
         start = time.perf_counter()
-        out = fn(items, sampling, seeds=seeds)
+        out = call()
         stats = getattr(self.engine, "last_stats", {}) or {}
         self.tally["seconds"] += time.perf_counter() - start
         self.tally["generated_tokens"] += int(stats.get("generated_tokens", 0))
@@ -48,7 +46,7 @@ class Meter:
         return out
 
     def generate(self, prompts: list, sampling: Any, seeds: list[int] | None = None) -> list[list[str]]:
-        return self._call(self.engine.generate, prompts, sampling, seeds)
+        return self._metered(lambda: self.engine.generate(prompts, sampling, seeds=seeds)) if prompts else []
 
     def add_seconds(self, seconds: float) -> None:
         """Time spent between teacher calls that belongs to generation (the repair turn's
