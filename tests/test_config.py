@@ -209,3 +209,16 @@ def test_eval_result_paths_are_the_layout_dvc_yaml_declares(raw, section):
     cfg = getattr(parse_params(raw), section)
     assert cfg.results_path("merged") == Path(cfg.out_dir) / "merged" / "results.jsonl"
     assert cfg.metrics_path("merged") == Path(cfg.metrics_dir) / "merged.json"
+
+
+def test_eval_dev_source_picks_the_problems_file_and_devbench_is_corrected_only(raw):
+    params = parse_params(raw)
+    assert params.eval_dev.source == "devbench"
+    assert params.eval_dev.problems_path(params.benchmark, params.split.out_dir) == Path(params.benchmark.devbench_out)
+    # every file a model is scored on is blocked from the training data
+    assert params.benchmark.evaluation_files() == [params.benchmark.out, params.benchmark.devbench_out]
+    raw["eval_dev"]["modes"] = ["official", "corrected"]
+    assert "DevBench is scored in the corrected mode only" in errors_for(raw)
+    raw["eval_dev"].update(source="split")
+    params = parse_params(raw)
+    assert params.eval_dev.problems_path(params.benchmark, params.split.out_dir) == Path(params.split.out_dir) / "dev.jsonl"

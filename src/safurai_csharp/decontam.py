@@ -82,7 +82,8 @@ def evaluation_documents(benchmark: Iterable[Mapping[str, Any]], *, reference_so
     for row in rows:
         docs += [row["prompt"], row["tests"]]
     if reference_solutions:
+        from .benchmark import devbench
         from .benchmark.reference import reference_texts
 
-        docs += reference_texts()
+        docs += reference_texts() + devbench.reference_texts()
     return docs

@@ -10,8 +10,10 @@ needs_upstream = pytest.mark.skipif(not UPSTREAM.exists(), reason=f"upstream Mul
 
 
 def test_translate_with_limit_and_fidelity_metrics():
-    rows, metrics = build(BenchmarkParams(limit=5, reference=str(UPSTREAM) if UPSTREAM.exists() else None))
+    rows, dev, metrics = build(BenchmarkParams(limit=5, reference=str(UPSTREAM) if UPSTREAM.exists() else None))
     assert len(rows) == 5 and metrics["problems"] == 5 and metrics["problems_built"] == 158
+    # DevBench is built whole beside it: `limit` selects test-set problems only
+    assert metrics["devbench_problems"] == len(dev) >= 100 and dev[0]["name"].startswith("DevBench_")
     if UPSTREAM.exists():
         assert metrics["fidelity"]["present"] == 158 and metrics["fidelity"]["identical_tests"] >= 150
 
@@ -20,7 +22,7 @@ def test_translate_with_limit_and_fidelity_metrics():
 def test_official_uses_the_upstream_file_as_is():
     from safurai_csharp.jsonl import read_jsonl
 
-    rows, metrics = build(BenchmarkParams(source="official", path=str(UPSTREAM),
+    rows, _, metrics = build(BenchmarkParams(source="official", path=str(UPSTREAM),
                                           problems=["HumanEval_0_has_close_elements", "HumanEval_12_longest"]))
     upstream = {r["name"]: r for r in read_jsonl(UPSTREAM)}
     assert [r["name"] for r in rows] == ["HumanEval_0_has_close_elements", "HumanEval_12_longest"]

@@ -69,6 +69,7 @@ def params(tmp_path, monkeypatch):
     monkeypatch.setattr(evolve, "describe", lambda cfg: "scripted")
     (tmp_path / "data/benchmark").mkdir(parents=True)
     (tmp_path / "data/benchmark/humaneval-cs.jsonl").write_text("")  # decontam's benchmark: none here
+    (tmp_path / "data/benchmark/devbench-cs.jsonl").write_text("")
     (tmp_path / "models/teacher").mkdir(parents=True)
     return load_params(tmp_path / "params.yaml")
 
@@ -79,8 +80,8 @@ def candidate_sections(p):
 
 
 def round_sections(p):
-    """evolve_round's sections and the benchmark path, as stage evolve's run passes them."""
-    return (*candidate_sections(p), p.sandbox, p.benchmark.out)
+    """evolve_round's sections and the evaluation files, as stage evolve's run passes them."""
+    return (*candidate_sections(p), p.sandbox, p.benchmark.evaluation_files())
 
 
 @needs_toolchain

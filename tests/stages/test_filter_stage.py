@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from safurai_csharp.benchmark import build_humaneval_cs
+from safurai_csharp.benchmark.build import build_devbench_cs
 from safurai_csharp.benchmark.reference import load_solutions
 from safurai_csharp.synth.parse import render_answer
 
@@ -60,6 +61,7 @@ def test_filter_cli_funnel(tmp_path):
     (tmp_path / "data/benchmark").mkdir(parents=True)
     (tmp_path / "data/benchmark/humaneval-cs.jsonl").write_text(
         "".join(json.dumps(p) + "\n" for p in build_humaneval_cs()[:20] + [p for p in build_humaneval_cs() if p["name"].startswith("HumanEval_13_")]))
+    (tmp_path / "data/benchmark/devbench-cs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in build_devbench_cs()))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     out = subprocess.run([str(BIN / "safurai-csharp"), "filter"], cwd=tmp_path, env=env, capture_output=True,

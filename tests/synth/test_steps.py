@@ -133,3 +133,23 @@ def test_repaired_record_keeps_the_first_answers_task():
     p = parse_record(fixed, {"raw_first": first, "first_status": "compile_error"})
     assert p.instruction == TASK and p.solution.endswith(GOOD_SOL)
     assert parse_record(fixed, None).instruction.startswith("Your answer")
+
+
+def test_decontam_built_from_every_evaluation_file_removes_a_devbench_problem(tmp_path):
+    """The stages pass BenchmarkParams.evaluation_files(): the test set and DevBench. A DevBench
+    problem's tests copied into training data are caught even with no test set problem given."""
+    import json
+
+    from safurai_csharp.benchmark.build import build_devbench_cs
+    from safurai_csharp.config import FilterParams
+    from safurai_csharp.synth.steps import build_steps
+
+    empty, dev = tmp_path / "humaneval-cs.jsonl", tmp_path / "devbench-cs.jsonl"
+    empty.write_text("")
+    problems = build_devbench_cs()
+    dev.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    [step] = build_steps(["decontam"], FilterParams(steps=["parse", "decontam"]), {"benchmark": [str(empty), str(dev)]})
+    p = max(problems, key=lambda r: len(r["tests"]))
+    clean = {"instruction": TASK, "solution": GOOD_SOL, "tests": GOOD_TESTS}
+    copied = {"instruction": TASK, "solution": GOOD_SOL, "tests": p["tests"]}
+    assert step([clean, copied]) == [None, "benchmark_overlap"]

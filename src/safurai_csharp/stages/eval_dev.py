@@ -1,10 +1,17 @@
 """Stage eval_dev@<target>: the dev set, scored like HumanEval-C#.
 
-The dev set is stage split's held-out slice of the pipeline's own validated tasks, in
-MultiPL-E's shape: never trained on (split keeps every family on one side), never the
-benchmark. Every choice of recipe, knob or checkpoint is made on this score; HumanEval-C#
-(eval_multipl_e) stays the test set. Same targets, engine and sandbox as eval_multipl_e;
-sampling, protocol and test modes from eval_dev.
+Every choice of recipe, knob or checkpoint is made on this score; HumanEval-C#
+(eval_multipl_e) stays the test set. `eval_dev.source` picks the dev set:
+
+- devbench (default): hand-written problems in HumanEval's format, translated like the test
+  set (benchmark/devbench.py; stage benchmark writes them). Same prompt shape, types and
+  harness as HumanEval-C#, none of its problems.
+- split: stage split's held-out slice of the pipeline's own validated tasks, never trained on
+  (split keeps every family on one side). It comes from the training data's distribution, so
+  it measures whether a model learned its training tasks, not whether it got better at the
+  test set's (docs/results.md: it ranked three recipes the reverse of HumanEval-C#).
+
+Same targets, engine and sandbox as eval_multipl_e; sampling, protocol and test modes from eval_dev.
 """
 
 from __future__ import annotations
@@ -23,11 +30,11 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
     if target not in ev.targets:
         raise ParamsError(f"eval_multipl_e.targets has no {target!r}; known: {', '.join(ev.targets)}")
     model_dir = Path(ev.targets[target].model_dir)
-    dev = Path(params.split.out_dir) / "dev.jsonl"
+    dev = cfg.problems_path(params.benchmark, params.split.out_dir)
     out, metrics_path = cfg.results_path(target), cfg.metrics_path(target)
     logged = {"eval_dev": cfg.model_dump(), "engine": ev.engine, "engine_options": ev.engine_options.of(ev.engine),
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
-    return run_stage(f"eval_dev@{target}", ("dev", dev), model_dir, cfg, engine=ev.engine,
+    return run_stage(f"eval_dev@{target}", (cfg.source, dev), model_dir, cfg, engine=ev.engine,
                      engine_options=ev.engine_options.of(ev.engine), sandbox=params.sandbox,
                      mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
 

@@ -132,10 +132,10 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, cfg: EvolveParams
 
 
 def evolve_round(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
-                 gen: GenerateParams, sandbox: SandboxParams, benchmark: str,
+                 gen: GenerateParams, sandbox: SandboxParams, benchmark: list[str],
                  on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: the round's pool (new examples + carried parents) and its metrics. `benchmark`
-    is the benchmark jsonl the decontam step blocks (benchmark.out, a dep of the stage)."""
+    lists the problems files the decontam step blocks (the test set and DevBench, deps of the stage)."""
     from ..csharp import make_executor
 
     teacher = describe(tcfg)
@@ -188,7 +188,7 @@ def run(round_k: int, params_path: str = "params.yaml") -> dict[str, Any]:
                    inputs={"parents": rnd.parent, "teacher": params.teacher.model_dir},
                    outputs={"evolved": rnd.out}) as mlflow:
         pool, metrics = evolve_round(parents, round_k, cfg, params.teacher, params.filter, params.generate,
-                                      params.sandbox, params.benchmark.out, on_chunk=live(mlflow, live_summary))
+                                      params.sandbox, params.benchmark.evaluation_files(), on_chunk=live(mlflow, live_summary))
         metrics_path = Path(cfg.metrics_dir) / f"round{round_k}.json"
         write_jsonl(rnd.out, pool)
         write_json(metrics_path, metrics)

@@ -48,9 +48,9 @@ def select(records: list[Record], keep: int, seed: int) -> list[Record]:
 
 
 def filter_records(records: list[Record], cfg: FilterParams, teacher: TeacherParams, sandbox: SandboxParams,
-                   benchmark: str) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Pure core: survivors (in generation order) and the funnel. `benchmark` is the benchmark
-    jsonl the decontam step blocks (benchmark.out, a dep of the stage)."""
+                   benchmark: list[str]) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Pure core: survivors (in generation order) and the funnel. `benchmark` lists the problems
+    files the decontam step blocks (the test set and DevBench, deps of the stage)."""
     from ..csharp import make_executor
 
     from ..synth.teacher import LazyTeacher
@@ -72,10 +72,12 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     records = read_jsonl(params.generate.out)
     logged = {"filter": cfg.model_dump(), "sandbox": params.sandbox.model_dump()}
     with stage_run(params.mlflow, "filter", params=logged,
-                   inputs={"generated": params.generate.out, "benchmark": params.benchmark.out},
+                   inputs={"generated": params.generate.out, "benchmark": params.benchmark.out,
+                           "devbench": params.benchmark.devbench_out},
                    outputs={"filtered": cfg.out}) as mlflow:
         start = time.perf_counter()
-        kept, funnel = filter_records(records, cfg, params.teacher, params.sandbox, params.benchmark.out)
+        kept, funnel = filter_records(records, cfg, params.teacher, params.sandbox,
+                                      params.benchmark.evaluation_files())
         generation = generation_cost(params.generate.metrics)
         for rec in kept:
             rec.update(round=0, method=None, parent_id=None)

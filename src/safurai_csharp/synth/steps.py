@@ -279,12 +279,12 @@ class JudgeStep:
 # the filter section, config.FilterParams), so the filter stage and evolve (which reruns some
 # steps on evolved examples) build them alike. Explicit registry: adding a step = one class +
 # one line. `context` holds what the stage opens itself: "executor" (the sandbox) for
-# execution, "chat" (the teacher) for judge, "benchmark" (the benchmark jsonl's path, a DVC
-# dep of both stages) for decontam.
+# execution, "chat" (the teacher) for judge, "benchmark" (the paths of every problems file a
+# model is scored on: BenchmarkParams.evaluation_files(), DVC deps of both stages) for decontam.
 def _decontam(cfg: Any, ctx: dict[str, Any]) -> "DecontamStep":
     from ..jsonl import read_jsonl
 
-    return decontam_step(read_jsonl(ctx["benchmark"]), cfg.decontam)
+    return decontam_step([row for path in ctx["benchmark"] for row in read_jsonl(path)], cfg.decontam)
 
 
 STEP_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], Step]] = {
