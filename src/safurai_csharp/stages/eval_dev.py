@@ -4,7 +4,7 @@ Every choice of recipe, knob or checkpoint is made on this score; HumanEval-C#
 (eval_multipl_e) stays the test set. `eval_dev.source` picks the dev set:
 
 - devbench (default): hand-written problems in HumanEval's format, translated like the test
-  set (benchmark/devbench.py; stage benchmark writes them). Same prompt shape, types and
+  set (benchmark/devbench/; stage benchmark writes them). Same prompt shape, types and
   harness as HumanEval-C#, none of its problems.
 - split: stage split's held-out slice of the pipeline's own validated tasks, never trained on
   (split keeps every family on one side). It comes from the training data's distribution, so
