@@ -50,13 +50,24 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE (GPT-2 style, like Qwen's) as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+# Qwen2's pre-tokenizer split (its tokenizer.json): unlike GPT-2's, punctuation takes the
+# newlines after it, so " {" + "\n" is one pre-token " {\n".
+QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_tiny_tokenizer(vocab_size: int = 512, *, qwen_split: bool = False):
+    """A byte-level BPE (GPT-2 style, like Qwen's) as a transformers fast tokenizer; with
+    `qwen_split`, pre-tokenized exactly as Qwen2's is."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if qwen_split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,

@@ -88,6 +88,7 @@ def test_a_few_steps_end_to_end(tmp_path, model):
 
     metrics = json.loads((proj / "metrics/train.json").read_text())
     assert metrics["steps"] == 3 and metrics["train_rows"] == 16 and metrics["validation_rows"] == 4
+    assert metrics["joint_tokenized_rows"] == 0
     assert metrics["tokens_per_s"] > 0 and metrics["peak_rss_mb"] > 0 and metrics["seconds"] > 0
     assert metrics["train_loss"] > 0 and metrics["eval_loss"] > 0
     curve = json.loads((proj / "metrics/train_loss.json").read_text())

@@ -33,3 +33,63 @@ def test_load_split_takes_both_kinds_and_refuses_mixed_rows(tmp_path):
     (tmp_path / "train.jsonl").write_text(json.dumps({"prompt": CHAT["prompt"], "completion": "text"}) + "\n")
     with pytest.raises(JsonlError, match="both strings or both lists"):
         load_split(tmp_path, "train")
+
+
+def _metaspace_tokenizer():
+    """A SentencePiece-style tokenizer (CodeLlama's kind): a text on its own gets a prefix space."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from safurai_csharp.testing import _CORPUS
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.train_from_iterator(_CORPUS.splitlines(keepends=True) * 4, trainer=trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def test_rows_are_tokenized_as_inference_meets_them():
+    """Qwen's pre-tokenizer merges a MultiPL-E prompt's last " {" with the body's first "\\n".
+    Tokenizing prompt + completion as one string (TRL's rule) would train on " {\\n", a context
+    the model never sees: at inference the prompt is tokenized alone and ends in " {"."""
+    from safurai_csharp.testing import make_tiny_tokenizer
+    from safurai_csharp.training.data import tokenize_rows
+
+    tok = make_tiny_tokenizer(qwen_split=True)
+    prompt_ids = tok(TEXT["prompt"])["input_ids"]
+    assert tok(TEXT["prompt"] + TEXT["completion"])["input_ids"][:len(prompt_ids)] != prompt_ids  # the trap is real
+
+    out = tokenize_rows([TEXT], tok)
+    ids, mask = out.rows[0]["input_ids"], out.rows[0]["completion_mask"]
+    assert out.joint_rows == 0 and len(ids) == len(mask)
+    assert ids[:len(prompt_ids)] == prompt_ids and mask == [0] * len(prompt_ids) + [1] * (len(ids) - len(prompt_ids))
+    assert tok.decode(ids[len(prompt_ids):]) == TEXT["completion"] + tok.eos_token
+
+
+def test_a_completion_that_ends_with_eos_gets_no_second_one():
+    from safurai_csharp.testing import make_tiny_tokenizer
+    from safurai_csharp.training.data import tokenize_rows
+
+    tok = make_tiny_tokenizer(qwen_split=True)
+    row = {"prompt": TEXT["prompt"], "completion": TEXT["completion"] + tok.eos_token}
+    ids = tokenize_rows([row], tok).rows[0]["input_ids"]
+    assert ids.count(tok.eos_token_id) == 1 and ids[-1] == tok.eos_token_id
+
+
+def test_a_prefix_space_tokenizer_keeps_the_text_and_is_counted():
+    """Tokenized on its own, a completion would gain a space at the seam; such rows are
+    tokenized as one string (the text stays exact) and counted."""
+    from safurai_csharp.training.data import tokenize_rows
+
+    tok = _metaspace_tokenizer()
+    row = {"prompt": "long Sq(long x) {", "completion": " return x * x; }"}
+    alone = tok(row["prompt"])["input_ids"] + tok(row["completion"], add_special_tokens=False)["input_ids"]
+    assert tok.decode(alone) != tok.decode(tok(row["prompt"])["input_ids"]) + row["completion"]  # the seam moves
+
+    out = tokenize_rows([row], tok)
+    ids, mask = out.rows[0]["input_ids"], out.rows[0]["completion_mask"]
+    assert out.joint_rows == 1
+    assert ids == tok(row["prompt"] + row["completion"])["input_ids"] + [tok.eos_token_id]
+    assert mask[0] == 0 and mask[-1] == 1 and sum(mask) < len(ids)

@@ -14,14 +14,14 @@ IGNORE = -100
 
 
 def expected_labels(tokenizer, rows):
-    """token ids of prompt+completion+EOS -> labels: the id where the token holds completion text."""
+    """token ids -> labels: the prompt tokenized alone (as inference does; masked), then the
+    completion tokenized alone and EOS (carrying loss). training/data.py says why not jointly."""
     out = {}
     for r in rows:
-        enc = tokenizer(r["prompt"] + r["completion"] + tokenizer.eos_token, add_special_tokens=False,
-                        return_offsets_mapping=True)
-        cut = len(r["prompt"])
-        out[tuple(enc["input_ids"])] = [t if end > cut else IGNORE
-                                        for t, (_, end) in zip(enc["input_ids"], enc["offset_mapping"])]
+        prompt = tokenizer(r["prompt"])["input_ids"]
+        completion = tokenizer(r["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        assert tokenizer.decode(completion) == r["completion"] + tokenizer.eos_token
+        out[tuple(prompt + completion)] = [IGNORE] * len(prompt) + completion
     return out
 
 

@@ -1,6 +1,13 @@
 """The training data: stage sft_data's train.jsonl / validation.jsonl as TRL prompt-completion
-datasets. Only `prompt` and `completion` are kept: with those two columns TRL computes the
-loss on the completion tokens only (completion_only_loss).
+datasets. Only `prompt` and `completion` are kept, and the loss is on the completion tokens
+only (completion_only_loss).
+
+Rows reach TRL already tokenized (:func:`tokenize_rows`): the prompt tokenized alone, then the
+completion, as the model meets them at inference. TRL's own rule tokenizes prompt + completion
+as one string, and with Qwen's pre-tokenizer a MultiPL-E prompt's last token " {" and the
+body's first "\n" merge into " {\n": every completion row of HumanEval-C#'s shape (measured:
+158 of 158 benchmark prompts) then trained the model on a context it never sees at inference,
+where the prompt ends in " {" and the body's first token is its own.
 
 A row's prompt and completion are text, or (the `chat` format) message lists, which
 :func:`render_rows` turns into text with the student's own chat template, so rows of every
@@ -75,6 +82,47 @@ def render_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, st
             prompt = head
         out.append({"prompt": prompt, "completion": completion})
     return out
+
+
+# How rows become token ids; part of the resume key, so a checkpoint is never resumed under another rule.
+TOKENIZATION = "prompt-then-completion"
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    rows: list[dict[str, list[int]]]  # input_ids + completion_mask (1 = the token carries loss)
+    joint_rows: int  # rows tokenized TRL's way because the concatenation would not decode to the text
+
+
+def tokenize_rows(rows: list[dict[str, str]], tokenizer: Any) -> Tokenized:
+    """Text rows (after :func:`render_rows`) as token ids: the prompt as inference tokenizes it
+    (special tokens included), the completion tokenized on its own, then EOS unless the
+    completion already ends with it (TRL's rule).
+
+    A tokenizer that adds a prefix space to a text on its own (SentencePiece, e.g. CodeLlama's)
+    would change the text at the seam; such a row is tokenized TRL's way (prompt + completion as
+    one string, the loss from where it leaves the prompt's tokens) and counted in `joint_rows`."""
+    out, joint = [], 0
+    eos = tokenizer.eos_token
+    for row in rows:
+        prompt, completion = row["prompt"], row["completion"]
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if _decode(tokenizer, prompt_ids + completion_ids) != _decode(tokenizer, prompt_ids) + completion:
+            joint += 1
+            whole = tokenizer(prompt + completion)["input_ids"]
+            keep = next((i for i, (a, b) in enumerate(zip(prompt_ids, whole)) if a != b),
+                        min(len(prompt_ids), len(whole)))
+            prompt_ids, completion_ids = whole[:keep], whole[keep:]
+        if not completion.endswith(eos):
+            completion_ids = [*completion_ids, tokenizer.eos_token_id]
+        out.append({"input_ids": prompt_ids + completion_ids,
+                    "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids)})
+    return Tokenized(out, joint)
+
+
+def _decode(tokenizer: Any, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 def load_splits(data_dir: str | Path) -> dict[str, Split]:

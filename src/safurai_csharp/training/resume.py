@@ -3,8 +3,9 @@
 Checkpoints go under .cache/checkpoints/sft_qlora/<key>/, outside the stage's DVC outs (DVC
 deletes outs before it reruns a stage). The key hashes everything that determines the
 training: the sft_qlora params (paths replaced by the content they point to), the sha256 of
-both data splits, the digest of the base model directory, the accelerate config (number of
-processes = effective batch) and the library versions. A rerun after a kill finds the same
+both data splits, how rows become tokens (training/data.py's TOKENIZATION), the digest of the
+base model directory, the accelerate config (number of processes = effective batch) and the
+library versions. A rerun after a kill finds the same
 key and resumes from the newest complete checkpoint; any change starts from scratch.
 """
 
@@ -38,9 +39,9 @@ def library_versions() -> dict[str, str]:
 
 
 def run_key(cfg: SftQloraParams, *, data_sha256: dict[str, str | None], model_digest: str,
-            accelerate_digest: str | None) -> dict[str, Any]:
+            accelerate_digest: str | None, tokenization: str = "") -> dict[str, Any]:
     return {"params": cfg.model_dump(exclude=PATH_FIELDS), "data": data_sha256, "model": model_digest,
-            "accelerate": accelerate_digest, "libraries": library_versions()}
+            "accelerate": accelerate_digest, "libraries": library_versions(), "tokenization": tokenization}
 
 
 def checkpoint_dir(root: str | Path, key: dict[str, Any]) -> Path:

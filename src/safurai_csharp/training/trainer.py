@@ -20,7 +20,7 @@ from typing import Any
 from ..atomic import publish_dir
 from ..config import CHECKPOINT_ROOT, SftQloraParams
 from . import launch
-from .data import load_splits, render_rows, to_dataset
+from .data import TOKENIZATION, load_splits, render_rows, to_dataset, tokenize_rows
 from .model import load_model, load_tokenizer, lora_config
 from .record import Quantization, TrainingRecord
 from .resume import checkpoint_dir, last_checkpoint, run_key
@@ -122,6 +122,7 @@ class Prepared:
     run_dir: Path
     resume_from: Path | None
     model_digest: str
+    joint_rows: int = 0  # rows tokenized TRL's way (data.tokenize_rows): their seam is not inference's
 
 
 def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
@@ -135,23 +136,25 @@ def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROO
     splits = load_splits(cfg.data_dir)
     model_digest = path_digest(Path(cfg.model_dir))
     key = run_key(cfg, data_sha256={n: s.sha256 for n, s in splits.items()}, model_digest=model_digest,
-                  accelerate_digest=launch.config_digest(cfg.accelerate_config))
+                  accelerate_digest=launch.config_digest(cfg.accelerate_config), tokenization=TOKENIZATION)
     run_dir = checkpoint_dir(checkpoint_root, key)
     resume_from = last_checkpoint(run_dir, prune=launch.is_main_process())
     has_eval = bool(splits["validation"].rows)
     tokenizer = load_tokenizer(cfg.model_dir)
+    tokenized = {n: tokenize_rows(render_rows(s.rows, tokenizer), tokenizer) for n, s in splits.items()}
     model = load_model(cfg, cfg.model_dir, sharded=launch.sharded(cfg.accelerate_config))
     trainer = SFTTrainer(
         model=model, args=sft_config(cfg, run_dir, has_eval=has_eval, report_to=report_to or ["none"]),
-        train_dataset=to_dataset(render_rows(splits["train"].rows, tokenizer)),
-        eval_dataset=to_dataset(render_rows(splits["validation"].rows, tokenizer)) if has_eval else None,
+        train_dataset=to_dataset(tokenized["train"].rows),
+        eval_dataset=to_dataset(tokenized["validation"].rows) if has_eval else None,
         processing_class=tokenizer, peft_config=lora_config(cfg.lora),
         callbacks=[guard_callback(), *(callbacks or [])],
     )
     if not launch.sharded(cfg.accelerate_config):
         _float32_adapters(trainer.model)
     trainer.args.max_steps = step_budget(cfg, len(trainer.train_dataset), launch.world_size())
-    return Prepared(trainer, splits, key, run_dir, resume_from, model_digest)
+    return Prepared(trainer, splits, key, run_dir, resume_from, model_digest,
+                    joint_rows=sum(t.joint_rows for t in tokenized.values()))
 
 
 def train(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
@@ -181,6 +184,7 @@ def train(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT,
         "steps": int(trainer.state.global_step), "epochs": round(float(trainer.state.epoch or 0.0), 4),
         "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else 0,
         "train_rows": len(splits["train"].rows), "validation_rows": len(splits["validation"].rows),
+        "joint_tokenized_rows": prep.joint_rows,
         "trained_tokens": tokens, "train_seconds": round(train_seconds, 2),
         "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds and tokens else 0.0,
         "load_seconds": round(load_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
