@@ -87,15 +87,26 @@ def test_self_sample_keeps_only_passing_distinct_samples():
 
     task = render(example(3), "e3").problem(completion="\n        return 5 * x;", source_id="e3")
     samples = [["\n        return 5 * x;",          # the teacher's body
+                # passes (the tests' `}` closes the second method) but closes its own method first
+                " return 5 * x; }\n    public static int Check() {\n        return 0;",
                 "\n        return x * 5;",          # right, different
                 "\n        return   x *  5;",       # the same as the one before, but for layout
                 "\n        return x + 5;",          # wrong
                 "\n        return x * 5",           # does not compile
                 "\n        return 5 * x + 0;"]]     # right, but over max_per_task
     rows, passed = keep([task], samples, Executor(Limits(timeout_s=10), workers=2), max_per_task=2)
-    assert passed == [[True, True, True, False, False, True]]
-    assert [(r["sample"], r["same_as_teacher"]) for r in rows] == [(0, True), (1, False)]
+    assert passed == [[True, True, True, True, False, False, True]]
+    assert [(r["sample"], r["same_as_teacher"]) for r in rows] == [(0, True), (2, False)]
     assert all(r["task_id"] == "e3" for r in rows)
+
+
+def test_closes_early_reads_code_not_comments_or_strings():
+    from safurai_csharp.synth.completion_format import closes_early
+
+    assert closes_early(" return x; }\n    public static int G() {\n        return 1;")
+    assert closes_early("\n        return x;\n    }\n}")
+    assert not closes_early("\n        if (x > 0) { return 1; }\n        return 0;")
+    assert not closes_early('\n        return "}}" + \'}\'; // } closes nothing here\n        /* } */')
 
 
 def test_sft_data_rows_in_every_format_and_source():

@@ -19,7 +19,7 @@ from ..csharp import make_executor
 from ..engines.base import SamplingConfig
 from ..evaluation import sample_completions
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth.completion_format import CompletionTask
+from ..synth.completion_format import CompletionTask, closes_early
 from ..synth.split import SIDES
 from ..tracking import flatten, live_progress, log_metrics, stage_run
 
@@ -33,7 +33,8 @@ def normalise(code: str) -> str:
 def keep(problems: list[dict], samples: list[list[str]], executor: Any,
          max_per_task: int, progress: Any = None) -> tuple[list[dict], list[list[bool]]]:
     """Runs every sample against its task's tests in the sandbox; returns the passing, distinct
-    samples of each task (at most max_per_task, in sample order) and every verdict.
+    samples of each task (at most max_per_task, in sample order) and every verdict. A passing
+    sample that closes its own method (synth/completion_format.closes_early) is not kept.
     `progress` (a tracking.LiveProgress) watches the sandbox run as live.programs_done/pass_rate."""
     tasks = [CompletionTask.from_problem(p) for p in problems]
     programs = [(i, text) for i, texts in enumerate(samples) for text in texts]
@@ -47,7 +48,7 @@ def keep(problems: list[dict], samples: list[list[str]], executor: Any,
         seen: set[str] = set()
         for j, (text, ok) in enumerate(zip(texts, oks, strict=True)):
             key = normalise(text)
-            if not ok or not key or key in seen or len(seen) >= max_per_task:
+            if not ok or not key or key in seen or len(seen) >= max_per_task or closes_early(text):
                 continue
             seen.add(key)
             rows.append({"task_id": problem["source_id"], "name": problem["name"], "sample": j,
@@ -69,10 +70,12 @@ def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams, executor: A
                                       on_progress=None if progress is None else progress.generation())
     rows, passed = keep(problems, samples, executor, cfg.max_per_task, progress)
     n_samples, n_pass = sum(map(len, passed)), sum(map(sum, passed))
+    early = sum(ok and closes_early(t) for texts, oks in zip(samples, passed) for t, ok in zip(texts, oks))
     metrics = {"tasks": len(problems), "samples": n_samples, "passing": n_pass,
                "pass_rate": round(n_pass / max(1, n_samples), 4),
                "tasks_solved": sum(1 for p in passed if any(p)), "kept": len(rows),
-               "kept_same_as_teacher": sum(r["same_as_teacher"] for r in rows), "generation": gen}
+               "kept_same_as_teacher": sum(r["same_as_teacher"] for r in rows),
+               "passing_closes_early": early, "generation": gen}
     return rows, metrics
 
 
