@@ -5,8 +5,8 @@ deletes outs before it reruns a stage). The key hashes everything that determine
 training: the sft_qlora params (paths replaced by the content they point to), the sha256 of
 both data splits, how rows become tokens (training/data.py's TOKENIZATION), the digest of the
 base model directory, the accelerate config (number of processes = effective batch) and the
-library versions. A rerun after a kill finds the same
-key and resumes from the newest complete checkpoint; any change starts from scratch.
+library versions. A rerun after a kill finds the same key and resumes from the newest complete
+checkpoint; any change starts from scratch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SftQloraParams
+from .data import TOKENIZATION
 
 STAGE = "sft_qlora"
 PATH_FIELDS = {"model_dir", "data_dir", "out_dir", "metrics", "loss_plot", "accelerate_config"}
@@ -39,9 +40,9 @@ def library_versions() -> dict[str, str]:
 
 
 def run_key(cfg: SftQloraParams, *, data_sha256: dict[str, str | None], model_digest: str,
-            accelerate_digest: str | None, tokenization: str = "") -> dict[str, Any]:
+            accelerate_digest: str | None) -> dict[str, Any]:
     return {"params": cfg.model_dump(exclude=PATH_FIELDS), "data": data_sha256, "model": model_digest,
-            "accelerate": accelerate_digest, "libraries": library_versions(), "tokenization": tokenization}
+            "accelerate": accelerate_digest, "libraries": library_versions(), "tokenization": TOKENIZATION}
 
 
 def checkpoint_dir(root: str | Path, key: dict[str, Any]) -> Path:

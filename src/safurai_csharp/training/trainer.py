@@ -20,7 +20,7 @@ from typing import Any
 from ..atomic import publish_dir
 from ..config import CHECKPOINT_ROOT, SftQloraParams
 from . import launch
-from .data import TOKENIZATION, load_splits, render_rows, to_dataset, tokenize_rows
+from .data import load_splits, render_rows, to_dataset, tokenize_rows
 from .model import load_model, load_tokenizer, lora_config
 from .record import Quantization, TrainingRecord
 from .resume import checkpoint_dir, last_checkpoint, run_key
@@ -122,7 +122,7 @@ class Prepared:
     run_dir: Path
     resume_from: Path | None
     model_digest: str
-    joint_rows: int = 0  # rows tokenized TRL's way (data.tokenize_rows): their seam is not inference's
+    joint_rows: int  # rows tokenized TRL's way (data.tokenize_rows): their seam is not inference's
 
 
 def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
@@ -136,7 +136,7 @@ def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROO
     splits = load_splits(cfg.data_dir)
     model_digest = path_digest(Path(cfg.model_dir))
     key = run_key(cfg, data_sha256={n: s.sha256 for n, s in splits.items()}, model_digest=model_digest,
-                  accelerate_digest=launch.config_digest(cfg.accelerate_config), tokenization=TOKENIZATION)
+                  accelerate_digest=launch.config_digest(cfg.accelerate_config))
     run_dir = checkpoint_dir(checkpoint_root, key)
     resume_from = last_checkpoint(run_dir, prune=launch.is_main_process())
     has_eval = bool(splits["validation"].rows)
@@ -154,7 +154,7 @@ def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROO
         _float32_adapters(trainer.model)
     trainer.args.max_steps = step_budget(cfg, len(trainer.train_dataset), launch.world_size())
     return Prepared(trainer, splits, key, run_dir, resume_from, model_digest,
-                    joint_rows=sum(t.joint_rows for t in tokenized.values()))
+                    sum(t.joint_rows for t in tokenized.values()))
 
 
 def train(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT, report_to: list[str] | None = None,
