@@ -19,7 +19,7 @@ def test_chat_rows_render_with_the_students_template(tmp_path):
 
     tok = AutoTokenizer.from_pretrained(make_tiny_model(tmp_path / "m"))
     chat, text = render_rows([CHAT, TEXT], tok)
-    assert text == TEXT
+    assert text == {**TEXT, "format": None}  # text untouched; the format rides along (tokenize_rows reads it)
     assert chat["prompt"] == tok.apply_chat_template(CHAT["prompt"], tokenize=False, add_generation_prompt=True)
     assert "return x * x;" in chat["completion"] and "Square x." not in chat["completion"]
     assert chat["completion"].endswith("```<|im_end|>")  # the turn ends the answer
@@ -76,6 +76,22 @@ def test_a_completion_that_ends_with_eos_gets_no_second_one():
     row = {"prompt": TEXT["prompt"], "completion": TEXT["completion"] + tok.eos_token}
     ids = tokenize_rows([row], tok).rows[0]["input_ids"]
     assert ids.count(tok.eos_token_id) == 1 and ids[-1] == tok.eos_token_id
+
+
+def test_completion_eos_false_leaves_only_completion_format_rows_open():
+    """A MultiPL-E body is cut by the stop token inside a file that goes on: with completion_eos
+    false its row ends without EOS; rows of other formats keep theirs, and so does the default."""
+    from safurai_csharp.testing import make_tiny_tokenizer
+    from safurai_csharp.training.data import tokenize_rows
+
+    tok = make_tiny_tokenizer(qwen_split=True)
+    body = {**TEXT, "format": "completion"}
+    other = {**TEXT, "format": "alpaca"}
+    open_rows = tokenize_rows([body, other, TEXT], tok, completion_eos=False).rows
+    assert [r["input_ids"][-1] == tok.eos_token_id for r in open_rows] == [False, True, True]
+    assert tok.decode(open_rows[0]["input_ids"]).endswith(TEXT["completion"])
+    assert open_rows[0]["completion_mask"][-1] == 1
+    assert all(r["input_ids"][-1] == tok.eos_token_id for r in tokenize_rows([body, other], tok).rows)
 
 
 def test_a_prefix_space_tokenizer_keeps_the_text_and_is_counted():

@@ -141,6 +141,8 @@ class SftQloraParams(Section):
     max_seq_length: int = Field(4096, ge=32, description="tokens per sequence (packing: per packed row)")
     packing: bool = Field(True, description="pack several examples per row (attention stays within each)")
     gradient_checkpointing: bool = Field(True, description="recompute activations: less memory, ~30% slower")
+    completion_eos: bool = Field(True, description="end sft_data's completion-format rows (a method body in a "
+                                 "file that goes on, cut by MultiPL-E's stop token) with EOS, as every other row")
     eval_steps: int = Field(50, ge=1, description="validation loss every N optimizer steps (and at the end)")
     save_steps: int = Field(50, ge=1, description="resume checkpoint every N optimizer steps")
     logging_steps: int = Field(1, ge=1)

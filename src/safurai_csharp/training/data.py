@@ -80,12 +80,15 @@ def render_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, st
             # ends with the end-of-turn token: the template's trailing newline is not the answer
             completion = whole[len(head):].rstrip()
             prompt = head
-        out.append({"prompt": prompt, "completion": completion})
+        out.append({"prompt": prompt, "completion": completion, "format": row.get("format")})
     return out
 
 
 # How rows become token ids; part of the resume key, so a checkpoint is never resumed under another rule.
-TOKENIZATION = "prompt-then-completion"
+TOKENIZATION = "prompt-then-completion; EOS per completion_eos"
+
+# sft_data's MultiPL-E rows (synth/completion_format.py): a method body inside a file that goes on.
+COMPLETION_FORMAT = "completion"
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,14 @@ class Tokenized:
     joint_rows: int  # rows tokenized TRL's way because the concatenation would not decode to the text
 
 
-def tokenize_rows(rows: list[dict[str, str]], tokenizer: Any) -> Tokenized:
+def tokenize_rows(rows: list[dict[str, str]], tokenizer: Any, *, completion_eos: bool = True) -> Tokenized:
     """Text rows (after :func:`render_rows`) as token ids: the prompt as inference tokenizes it
     (special tokens included), the completion tokenized on its own, then EOS unless the
-    completion already ends with it (TRL's rule).
+    completion already ends with it (TRL's rule), or unless the row is in the completion format
+    and `completion_eos` is false. Such a row is a method body in a source file that goes on
+    (the class, the tests): MultiPL-E cuts it at its stop token, and an EOS after it teaches the
+    model that the file ends there, which it makes true by closing the class as well
+    (sft_qlora.completion_eos in params.yaml: the measurement).
 
     A tokenizer that adds a prefix space to a text on its own (SentencePiece, e.g. CodeLlama's)
     would change the text at the seam; such a row is tokenized TRL's way (prompt + completion as
@@ -114,7 +121,7 @@ def tokenize_rows(rows: list[dict[str, str]], tokenizer: Any) -> Tokenized:
             keep = next((i for i, (a, b) in enumerate(zip(prompt_ids, whole)) if a != b),
                         min(len(prompt_ids), len(whole)))
             prompt_ids, completion_ids = whole[:keep], whole[keep:]
-        if not completion.endswith(eos):
+        if not completion.endswith(eos) and (completion_eos or row.get("format") != COMPLETION_FORMAT):
             completion_ids = [*completion_ids, tokenizer.eos_token_id]
         out.append({"input_ids": prompt_ids + completion_ids,
                     "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids)})

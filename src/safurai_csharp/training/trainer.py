@@ -141,7 +141,8 @@ def prepare(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROO
     resume_from = last_checkpoint(run_dir, prune=launch.is_main_process())
     has_eval = bool(splits["validation"].rows)
     tokenizer = load_tokenizer(cfg.model_dir)
-    tokenized = {n: tokenize_rows(render_rows(s.rows, tokenizer), tokenizer) for n, s in splits.items()}
+    tokenized = {n: tokenize_rows(render_rows(s.rows, tokenizer), tokenizer, completion_eos=cfg.completion_eos)
+                 for n, s in splits.items()}
     model = load_model(cfg, cfg.model_dir, sharded=launch.sharded(cfg.accelerate_config))
     trainer = SFTTrainer(
         model=model, args=sft_config(cfg, run_dir, has_eval=has_eval, report_to=report_to or ["none"]),
