@@ -94,6 +94,19 @@ def test_completion_eos_false_leaves_only_completion_format_rows_open():
     assert all(r["input_ids"][-1] == tok.eos_token_id for r in tokenize_rows([body, other], tok).rows)
 
 
+def test_completion_eos_false_reaches_rows_read_from_disk(tmp_path):
+    """The trainer's path: sft_data's jsonl -> load_split -> render_rows -> tokenize_rows."""
+    from safurai_csharp.testing import make_tiny_tokenizer
+    from safurai_csharp.training.data import tokenize_rows
+
+    (tmp_path / "train.jsonl").write_text(json.dumps({**TEXT, "format": "completion", "id": "a"}) + "\n"
+                                          + json.dumps({**TEXT, "format": "alpaca", "id": "b"}) + "\n")
+    tok = make_tiny_tokenizer(qwen_split=True)
+    rows = render_rows(load_split(tmp_path, "train").rows, tok)
+    ends = [r["input_ids"][-1] == tok.eos_token_id for r in tokenize_rows(rows, tok, completion_eos=False).rows]
+    assert ends == [False, True]
+
+
 def test_a_prefix_space_tokenizer_keeps_the_text_and_is_counted():
     """Tokenized on its own, a completion would gain a space at the seam; such rows are
     tokenized as one string (the text stays exact) and counted."""

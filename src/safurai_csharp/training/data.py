@@ -50,7 +50,9 @@ def load_split(data_dir: str | Path, name: str) -> Split:
         if not text and not (_messages(prompt) and _messages(completion)):
             raise JsonlError(f"{path}: row {i} needs fields prompt and a non-empty completion, both strings or "
                              f"both lists of {{role, content}} messages (the format of stage sft_data)")
-        rows.append({"prompt": prompt, "completion": completion})
+        # sft_data's format name (completion, chat, alpaca) decides whether the row ends with EOS
+        rows.append({"prompt": prompt, "completion": completion,
+                     "format": row["format"] if isinstance(row.get("format"), str) else None})
     if name == "train" and not rows:
         raise JsonlError(f"{path}: the training split is empty")
     return Split(name, path, rows, file_sha256(path))
