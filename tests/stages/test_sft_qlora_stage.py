@@ -121,7 +121,8 @@ def test_two_cpu_processes_under_accelerate_launch(tmp_path, model):
 
     out = cli(proj)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-    # Both processes share one stdout pipe, so a report may land mid-line after the other's output.
+    # Both processes share one stdout pipe: launch.say writes each report whole (tests/training/test_launch.py),
+    # but it may follow the other process's unterminated output on the same line.
     reports = re.findall(r"sft-qlora: process (\d)/2: (\d+) steps, \d+ tokens, LoRA weight sum (\S+)", out.stdout)
     assert sorted(r[0] for r in reports) == ["0", "1"], out.stdout[-3000:]  # both trained
     assert all(r[1] == "2" for r in reports)

@@ -34,6 +34,25 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def say(line: str) -> None:
+    """Print one line to stdout, whole, even when several processes share the pipe.
+
+    Launched processes inherit one stdout pipe. A print() goes through a buffer that may hold
+    other text and be flushed in pieces, so another process's output can land inside the line
+    (seen: a rank's report not found by a test). One write() of at most PIPE_BUF bytes (4,096 on
+    Linux) to a pipe is atomic (POSIX), so the line is flushed on its own and written in one call.
+    """
+    sys.stdout.flush()
+    data = (line.rstrip("\n") + "\n").encode()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stdout without a descriptor (captured)
+        print(line, flush=True)
+        return
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def launched() -> bool:
     """True inside a process started by accelerate launch / torchrun."""
     return "LOCAL_RANK" in os.environ or world_size() > 1

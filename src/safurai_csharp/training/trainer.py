@@ -201,10 +201,10 @@ def train(cfg: SftQloraParams, *, checkpoint_root: str | Path = CHECKPOINT_ROOT,
     _save_adapter(trainer, Path(cfg.out_dir), record)
     weight_sum = sum(float(p.detach().double().sum()) for p in trainer.model.parameters() if p.requires_grad)
     # one line per process: in DDP every process must end with the same weights
-    print(f"sft-qlora: process {launch.rank()}/{launch.world_size()}: {metrics['steps']} steps, "
-          f"{tokens} tokens, LoRA weight sum {weight_sum:.12g}", flush=True)
+    launch.say(f"sft-qlora: process {launch.rank()}/{launch.world_size()}: {metrics['steps']} steps, "
+               f"{tokens} tokens, LoRA weight sum {weight_sum:.12g}")
     if launch.is_main_process():
-        print(f"sft-qlora: adapter written to {cfg.out_dir}", flush=True)
+        launch.say(f"sft-qlora: adapter written to {cfg.out_dir}")
     resolved = trainer.model.peft_config["default"].target_modules
     log_params = {"peft.r": cfg.lora.r, "peft.lora_alpha": cfg.lora.alpha, "peft.lora_dropout": cfg.lora.dropout,
                   "peft.target_modules": cfg.lora.target_modules,
