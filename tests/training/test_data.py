@@ -107,6 +107,19 @@ def test_completion_eos_false_reaches_rows_read_from_disk(tmp_path):
     assert ends == [False, True]
 
 
+def test_the_trainer_knows_sft_datas_completion_rows_by_their_format():
+    """training/data.COMPLETION_FORMAT names the rows synth/sft_format writes for MultiPL-E bodies:
+    were one renamed, completion_eos would silently stop finding its rows."""
+    from safurai_csharp.synth.sft_format import FORMATS, rows
+    from safurai_csharp.training.data import COMPLETION_FORMAT
+
+    task = {"prompt": "class Problem {\n    public static long F(long x) {\n", "completion": "\n        return x;",
+            "stop_tokens": ["\n    }\n"]}
+    example = {"id": "e", "instruction": "Return x.", "solution": "return x;", "task": task}
+    assert COMPLETION_FORMAT in FORMATS
+    assert [r["format"] == COMPLETION_FORMAT for r in rows(example, list(FORMATS))] == [f == "completion" for f in FORMATS]
+
+
 def test_a_prefix_space_tokenizer_keeps_the_text_and_is_counted():
     """Tokenized on its own, a completion would gain a space at the seam; such rows are
     tokenized as one string (the text stays exact) and counted."""

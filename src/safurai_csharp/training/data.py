@@ -90,6 +90,8 @@ def render_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, st
 TOKENIZATION = "prompt-then-completion; EOS per completion_eos"
 
 # sft_data's MultiPL-E rows (synth/completion_format.py): a method body inside a file that goes on.
+# The name is synth/sft_format.FORMATS' (not imported: sft_qlora would depend on the rendering code;
+# tests/training/test_data.py keeps the two equal).
 COMPLETION_FORMAT = "completion"
 
 
