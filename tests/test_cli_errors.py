@@ -24,7 +24,7 @@ TINY = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
 # Every subcommand, with the arguments it needs besides --params.
 COMMANDS = {
     "prepare-base": [], "benchmark": [], "prepare-teacher": [], "generate": [], "filter": [],
-    "evolve": ["--round", "1"], "split": [], "self-sample": [], "sft-data": [], "sft-qlora": [], "merge": [],
+    "evolve": ["--round", "1"], "split": [], "self-sample": [], "sft-data": [], "sft-qlora": [], "dpo": [], "merge": [],
     "eval-multipl-e": ["--target", "base"], "eval-dev": ["--target", "base"], "promote": [], "report": [],
     "lineage": [], "check-params": [], "results-page": [],
 }
@@ -109,10 +109,14 @@ CASES = {
     "self-sample: no training tasks": (["self-sample"], {}, {}, [f"data/tasks/train.jsonl: {NO_FILE}"]),
     "sft-data: no training tasks": (["sft-data"], {}, {}, [f"data/tasks/train.jsonl: {NO_FILE}"]),
     "sft-qlora: no training rows": (["sft-qlora"], {}, {}, ["data/sft/train.jsonl: no training data"]),
-    "merge: no adapter": (["merge"], {}, {}, ["models/adapter/adapter_config.json: no PEFT adapter there"]),
+    "dpo: no adapter": (["dpo"], {}, {}, ["models/adapter/adapter_config.json: no adapter to start from (run sft_qlora"]),
+    "dpo: no verdicts": (["dpo"], {}, {"models/adapter/adapter_config.json": {}, "data/tasks/train.jsonl": {"id": "e1"}},
+                         [f"data/onpolicy/verdicts.jsonl: {NO_FILE}"]),
+    "merge: no adapter": (["merge"], {}, {}, ["models/adapter_dpo/adapter_config.json: no PEFT adapter there"]),
     "merge: training record of a newer version": (
-        ["merge"], {}, {"models/adapter/adapter_config.json": {}, "models/adapter/training_record.json": {"schema_version": 2}},
-        ["models/adapter/training_record.json: training record schema_version 2; this code reads version 1"]),
+        ["merge"], {}, {"models/adapter_dpo/adapter_config.json": {},
+                        "models/adapter_dpo/training_record.json": {"schema_version": 2}},
+        ["models/adapter_dpo/training_record.json: training record schema_version 2; this code reads version 1"]),
     "eval-multipl-e: unknown target": (
         ["eval-multipl-e", "--target", "nosuch"], {}, {}, ["eval_multipl_e.targets has no 'nosuch'; known: base, merged"]),
     "eval-multipl-e: no benchmark": (

@@ -164,6 +164,25 @@ def test_cross_field_merge_must_not_overwrite_its_inputs(raw):
     assert "out_dir is the same directory as adapter_dir" in errors_for(raw)
 
 
+def test_cross_field_merge_reads_the_adapter_after_dpo(raw):
+    params = parse_params(raw)
+    assert not params.dpo.enabled and params.merge.adapter_dir == params.dpo.out_dir  # off by default
+    raw["merge"]["adapter_dir"] = raw["sft_qlora"]["out_dir"]
+    parse_params(raw)  # off: merge may skip it (or read an adapter trained elsewhere)
+    raw["dpo"]["enabled"] = True
+    assert "dpo.enabled trains models/adapter_dpo, but merge.adapter_dir is models/adapter" in errors_for(raw)
+    raw["merge"]["adapter_dir"] = raw["dpo"]["out_dir"] = raw["sft_qlora"]["out_dir"]
+    assert "dpo.out_dir is sft_qlora.out_dir" in errors_for(raw)
+
+
+def test_dpo_ranges(raw):
+    raw["dpo"]["max_steps"] = 0
+    assert "max_steps 0 would train nothing" in errors_for(raw)
+    raw["dpo"].update(max_steps=-1, loss_type="kto", beta=0)
+    msg = errors_for(raw)
+    assert "dpo.loss_type" in msg and "dpo.beta" in msg
+
+
 def test_cross_field_promote_reads_the_merged_model(raw):
     raw["promote"]["target"] = "nope"
     assert "promote.target 'nope' is not a key of eval_multipl_e.targets" in errors_for(raw)

@@ -165,12 +165,12 @@ def test_registered_version_leads_to_the_runs_that_made_and_scored_it(project):
     made = set(stages(lin["made_by"]))
     # not self_sample: the tiny random student passes no sample, and an empty file's hash names
     # no producer uniquely (lineage links by content)
-    assert {"merge", "sft_qlora", "sft_data", "split", "filter", "evolve@1", "evolve@2", "evolve@3",
+    assert {"merge", "dpo", "sft_qlora", "sft_data", "split", "filter", "evolve@1", "evolve@2", "evolve@3",
             "generate", "prepare_teacher", "prepare_base", "benchmark"} <= made, made
     scored = {n["stage"]: {u["stage"] for u in n["used_by"]} for n in lin["scored_by"]}
     assert scored == {"eval_multipl_e@merged": {"promote", "report"}, "eval_dev@merged": {"promote", "report"}}
     text = sh(["safurai-csharp", "lineage", "--alias", "candidate"], proj).stdout
-    assert "adapter <- sft_qlora" in text and "read by promote" in text
+    assert "adapter <- dpo" in text and "adapter <- sft_qlora" in text and "read by promote" in text
     import mlflow  # the registry page: what the version scored on the test and dev sets, then its card
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
@@ -238,7 +238,7 @@ def test_noop_benchmark_script_runs_on_an_up_to_date_project(project):
 # of eval, such as a report, needs no edit here).
 DATA_STAGES = ["prepare_base", "benchmark", "prepare_teacher", "generate", "filter",
                "evolve@1", "evolve@2", "evolve@3", "split", "self_sample", "sft_data"]
-UPSTREAM_OF_EVAL = DATA_STAGES + ["sft_qlora", "merge"]
+UPSTREAM_OF_EVAL = DATA_STAGES + ["sft_qlora", "dpo", "merge"]
 
 
 def clone(project, dst):
@@ -268,7 +268,7 @@ def downstream(proj, roots):
             if src == stage and dst not in found:
                 found.add(dst)
                 todo.append(dst)
-    assert "merge" in [dst for src, dst in edges if src == "sft_qlora"], edges  # edges point downstream
+    assert "dpo" in [dst for src, dst in edges if src == "sft_qlora"], edges  # edges point downstream
     return found
 
 

@@ -8,10 +8,10 @@ import sys
 from . import eval_completions, lineage, power, results_page
 from .stages import benchmark, eval_multipl_e, evolve, filter, generate, prepare_base, prepare_teacher, sft_data
 from .stages import eval_dev, merge, promote, report, self_sample, split
-from .stages import sft_qlora
+from .stages import dpo, sft_qlora
 
 COMMANDS = (prepare_base, benchmark, prepare_teacher, generate, filter, evolve, split, self_sample, sft_data,
-            sft_qlora, merge, eval_multipl_e, eval_dev, eval_completions, promote, report, lineage,
+            sft_qlora, dpo, merge, eval_multipl_e, eval_dev, eval_completions, promote, report, lineage,
             results_page, power)
 
 

@@ -82,7 +82,7 @@ def test_split_build_renders_verifies_and_holds_out_dev():
 @needs_toolchain
 def test_self_sample_keeps_only_passing_distinct_samples():
     from safurai_csharp.csharp import Executor, Limits
-    from safurai_csharp.stages.self_sample import keep
+    from safurai_csharp.stages.self_sample import keep, verdict_rows
     from safurai_csharp.synth.completion_format import render
 
     task = render(example(3), "e3").problem(completion="\n        return 5 * x;", source_id="e3")
@@ -98,6 +98,10 @@ def test_self_sample_keeps_only_passing_distinct_samples():
     assert passed == [[True, True, True, True, False, False, True]]
     assert [(r["sample"], r["same_as_teacher"]) for r in rows] == [(0, True), (2, False)]
     assert all(r["task_id"] == "e3" for r in rows)
+    # every sample keeps its verdict for stage dpo's pairs, kept or not
+    verdicts = verdict_rows([task], samples, passed)
+    assert [(v["sample"], v["passed"]) for v in verdicts] == list(enumerate(passed[0]))
+    assert [v["completion"] for v in verdicts] == samples[0] and {v["task_id"] for v in verdicts} == {"e3"}
 
 
 def test_closes_early_reads_code_not_comments_or_strings():

@@ -24,7 +24,7 @@ from .data import (DecontamParams, DedupParams, EvolveParams, EvolveRound, Execu
 from .runtime import (BaseModelParams, BenchmarkParams, ENGINES, EngineOptions, EvalDevParams,
                       EvalParams, EvalTarget, HFOptions, MlflowParams, OpenAIOptions,
                       SamplingParams, SandboxParams, TeacherParams, VLLMOptions)
-from .training import (ACCELERATE_CONFIG_DIR, LoraParams, MergeParams, PromoteParams, ReportParams,
+from .training import (ACCELERATE_CONFIG_DIR, DpoParams, LoraParams, MergeParams, PromoteParams, ReportParams,
                        SftQloraParams, SftQuantizationParams, accelerate_distributed_type)
 
 
@@ -40,6 +40,7 @@ class Params(Section):
     self_sample: SelfSampleParams
     sft_data: SftDataParams
     sft_qlora: SftQloraParams
+    dpo: DpoParams
     merge: MergeParams
     promote: PromoteParams
     eval_multipl_e: EvalParams
@@ -52,6 +53,18 @@ class Params(Section):
         first = self.evolve.rounds.get("1")
         if first is not None and first.parent != self.filter.out:
             raise ValueError(f"evolve.rounds.1.parent must be filter.out ({self.filter.out}), got {first.parent}")
+        return self
+
+    @model_validator(mode="after")
+    def _dpo_sits_between_training_and_merge(self) -> "Params":
+        if Path(self.dpo.out_dir) == Path(self.sft_qlora.out_dir):
+            raise ValueError(f"dpo.out_dir is sft_qlora.out_dir ({self.dpo.out_dir}): dpo reads that adapter and "
+                             f"writes its own; use e.g. models/adapter_dpo")
+        # merge may read any adapter (one trained elsewhere, say), but not skip the one dpo trains
+        if self.dpo.enabled and Path(self.merge.adapter_dir) != Path(self.dpo.out_dir):
+            raise ValueError(f"dpo.enabled trains {self.dpo.out_dir}, but merge.adapter_dir is "
+                             f"{self.merge.adapter_dir}: merge would never read it; set merge.adapter_dir: "
+                             f"{self.dpo.out_dir}")
         return self
 
     @model_validator(mode="after")
@@ -132,4 +145,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(raw, str(path))
 
 
-__all__ = ["ACCELERATE_CONFIG_DIR", "BaseModelParams", "BenchmarkParams", "CHECKPOINT_ROOT", "DecontamParams", "DedupParams", "ENGINES", "EngineOptions", "EvalDevParams", "EvalParams", "EvalTarget", "EvolveParams", "EvolveRound", "ExecutionCheckParams", "FILTER_STEPS", "FilterParams", "Float", "GenerateParams", "HFOptions", "HeuristicsParams", "JudgeParams", "LoraParams", "MergeParams", "MlflowParams", "OpenAIOptions", "Params", "ParamsError", "PromoteParams", "ReportParams", "SamplingParams", "SandboxParams", "Section", "SelfSampleParams", "SftDataParams", "SftQloraParams", "SftQuantizationParams", "SplitParams", "TeacherParams", "VLLMOptions", "accelerate_distributed_type", "load_params", "parse_params"]
+__all__ = ["ACCELERATE_CONFIG_DIR", "BaseModelParams", "BenchmarkParams", "CHECKPOINT_ROOT", "DecontamParams", "DedupParams", "DpoParams", "ENGINES", "EngineOptions", "EvalDevParams", "EvalParams", "EvalTarget", "EvolveParams", "EvolveRound", "ExecutionCheckParams", "FILTER_STEPS", "FilterParams", "Float", "GenerateParams", "HFOptions", "HeuristicsParams", "JudgeParams", "LoraParams", "MergeParams", "MlflowParams", "OpenAIOptions", "Params", "ParamsError", "PromoteParams", "ReportParams", "SamplingParams", "SandboxParams", "Section", "SelfSampleParams", "SftDataParams", "SftQloraParams", "SftQuantizationParams", "SplitParams", "TeacherParams", "VLLMOptions", "accelerate_distributed_type", "load_params", "parse_params"]

@@ -194,6 +194,8 @@ class SelfSampleParams(Section):
     max_per_task: int = Field(2, ge=1)
     seed: int = 5
     out: str = "data/onpolicy/samples.jsonl"
+    verdicts: str = Field("data/onpolicy/verdicts.jsonl", description="every sample with its sandbox verdict "
+                          "(stage dpo's pairs)")
     metrics: str = "metrics/self_sample.json"
 
 

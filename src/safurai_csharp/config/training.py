@@ -12,6 +12,39 @@ from ..dtypes import FLOAT_DTYPES, STORAGE_DTYPES
 from .base import Float, Section
 
 
+class DpoParams(Section):
+    """`safurai-csharp dpo` (stage dpo): preference training of sft_qlora's adapter on pairs of the
+    student's own samples of one training task (a passing one chosen, a failing one rejected;
+    stage self_sample's verdicts), TRL's DPOTrainer, the reference being the adapter as sft_qlora
+    left it. Off: the adapter passes through unchanged (merge always reads dpo.out_dir)."""
+
+    enabled: bool = Field(False, description="false: publish sft_qlora's adapter as is (the pairs are still "
+                          "written and counted)")
+    max_pairs_per_task: int = Field(2, ge=1, description="caps how much one task weighs")
+    beta: Float = Field(0.1, gt=0, description="strength of the pull towards the reference (TRL's beta)")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    sft_weight: Float = Field(1.0, ge=0, description="weight of an NLL loss on the chosen answers beside the "
+                              "preference loss (RPO); 0 = plain DPO")
+    epochs: Float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="cap on optimizer steps (whichever ends first); -1: no cap")
+    learning_rate: Float = Field(5e-5, gt=0, lt=1)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: Float = Field(0.1, ge=0, lt=1)
+    micro_batch_size: int = Field(2, ge=1, description="pairs per forward pass (each is two sequences)")
+    gradient_accumulation_steps: int = Field(4, ge=1)
+    max_length: int = Field(1024, ge=32, description="tokens of prompt + answer; longer pairs are cut at the end")
+    seed: int = 42
+    pairs: str = Field("data/dpo/pairs.jsonl", description="the preference pairs the stage built")
+    out_dir: str = Field("models/adapter_dpo", description="the adapter merge reads")
+    metrics: str = "metrics/dpo.json"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DpoParams":
+        if self.max_steps == 0:
+            raise ValueError("max_steps 0 would train nothing: use -1 (no cap) or a positive cap, or enabled: false")
+        return self
+
+
 class MergeParams(Section):
     """`safurai-csharp merge` (stage merge): adapter + base -> one standalone checkpoint, registered.
 

@@ -126,7 +126,7 @@ def merge(cfg: MergeParams, out_dir: Path, fallback: Quantization = Quantization
     start = time.perf_counter()
     adapter_dir = Path(cfg.adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter_dir}/adapter_config.json: no PEFT adapter there (run sft_qlora first)")
+        raise FileNotFoundError(f"{adapter_dir}/adapter_config.json: no PEFT adapter there (run sft_qlora and dpo first)")
     record = training_record.read(adapter_dir)  # how sft_qlora trained it; None: an adapter made elsewhere
     q, q_source = ((record.quantization, str(adapter_dir / training_record.FILE)) if record
                    else (fallback, "params (sft_qlora.quantization)"))

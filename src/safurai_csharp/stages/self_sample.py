@@ -19,15 +19,9 @@ from ..csharp import make_executor
 from ..engines.base import SamplingConfig
 from ..evaluation import sample_completions
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth.completion_format import CompletionTask, closes_early
+from ..synth.completion_format import CompletionTask, closes_early, normalise
 from ..synth.split import SIDES
 from ..tracking import flatten, live_progress, log_metrics, stage_run
-
-
-def normalise(code: str) -> str:
-    """Whitespace-insensitive identity of a solution (two samples differing only in layout
-    teach the same thing)."""
-    return " ".join(code.split())
 
 
 def keep(problems: list[dict], samples: list[list[str]], executor: Any,
@@ -56,11 +50,20 @@ def keep(problems: list[dict], samples: list[list[str]], executor: Any,
     return rows, passed
 
 
+def verdict_rows(problems: list[dict], samples: list[list[str]], passed: list[list[bool]]) -> list[dict]:
+    """Every sample with its verdict, in sampling order: stage dpo's pairs of a passing and a
+    failing answer to one task come from here (synth/preference.py)."""
+    return [{"task_id": problem["source_id"], "name": problem["name"], "sample": j, "completion": text,
+             "passed": ok}
+            for problem, texts, oks in zip(problems, samples, passed, strict=True)
+            for j, (text, ok) in enumerate(zip(texts, oks, strict=True))]
+
+
 def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams, executor: Any,
-           progress: Any = None) -> tuple[list[dict], dict[str, Any]]:
-    """(kept rows, metrics) for the training examples of split that carry a task, sampled with
-    eval_multipl_e's engine and engine options (`ev`); `progress` (a tracking.LiveProgress)
-    logs live.generation.* and live.* while it runs."""
+           progress: Any = None) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """(kept rows, every sample's verdict, metrics) for the training examples of split that carry
+    a task, sampled with eval_multipl_e's engine and engine options (`ev`); `progress` (a
+    tracking.LiveProgress) logs live.generation.* and live.* while it runs."""
     problems = [{**ex["task"], "source_id": ex["id"]} for ex in train if ex.get("task")]
     sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
@@ -76,7 +79,7 @@ def sample(train: list[dict], cfg: SelfSampleParams, ev: EvalParams, executor: A
                "tasks_solved": sum(1 for p in passed if any(p)), "kept": len(rows),
                "kept_same_as_teacher": sum(r["same_as_teacher"] for r in rows),
                "passing_closes_early": early, "generation": gen}
-    return rows, metrics
+    return rows, verdict_rows(problems, samples, passed), metrics
 
 
 def run(params_path: str = "params.yaml") -> dict[str, Any]:
@@ -86,10 +89,13 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
     logged = {"self_sample": cfg.model_dump(), "engine": params.eval_multipl_e.engine,
               "engine_options": params.eval_multipl_e.engine_options.of(params.eval_multipl_e.engine)}
     with (stage_run(params.mlflow, "self_sample", params=logged,
-                    inputs={"model": cfg.model_dir, "train_tasks": train_path}, outputs={"samples": cfg.out}) as mlflow,
+                    inputs={"model": cfg.model_dir, "train_tasks": train_path},
+                    outputs={"samples": cfg.out, "verdicts": cfg.verdicts}) as mlflow,
           live_progress(mlflow) as live):
-        rows, metrics = sample(read_jsonl(train_path), cfg, params.eval_multipl_e, make_executor(params.sandbox), live)
+        rows, verdicts, metrics = sample(read_jsonl(train_path), cfg, params.eval_multipl_e,
+                                         make_executor(params.sandbox), live)
         write_jsonl(cfg.out, rows)
+        write_jsonl(cfg.verdicts, verdicts)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", metrics))
         mlflow.log_artifact(cfg.metrics)

@@ -93,6 +93,12 @@ class CompletionTask:
         return Program(prompt=self.prompt, completion=text, tests=self.tests, mode=mode, name=self.name)
 
 
+def normalise(code: str) -> str:
+    """Whitespace-insensitive identity of a completion: two samples differing only in layout
+    teach the same thing (self_sample's dedup, dpo's pairs)."""
+    return " ".join(code.split())
+
+
 def closes_early(completion: str) -> bool:
     """Whether a completion closes its own method: ` return x; }` and then more members. The
     harness appends the tests after the completion, and their `}` closes whatever the completion

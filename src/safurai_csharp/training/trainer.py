@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import publish_dir
-from ..config import CHECKPOINT_ROOT, SftQloraParams
+from ..config import CHECKPOINT_ROOT, DpoParams, SftQloraParams
 from . import launch
 from .data import load_splits, render_rows, to_dataset, tokenize_rows
 from .model import load_model, load_tokenizer, lora_config
@@ -88,7 +88,7 @@ def _save_adapter(trainer, out_dir: Path, record: TrainingRecord) -> None:
     trainer.accelerator.wait_for_everyone()
 
 
-def step_budget(cfg: SftQloraParams, rows: int, processes: int) -> int:
+def step_budget(cfg: SftQloraParams | DpoParams, rows: int, processes: int) -> int:
     """Optimizer steps to run: `epochs` epochs, but at most max_steps (-1: no cap). The Trainer
     alone would let max_steps override epochs and loop over a small training set many times.
     `rows` are the prepared (packed) rows; one epoch = ceil(rows / (micro x processes)) batches
