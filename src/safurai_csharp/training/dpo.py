@@ -13,7 +13,7 @@ unless sft_qlora.completion_eos. TRL's own preparation would append EOS to every
 token with the answer's first.
 
 No resume: a killed run starts again (the runs are minutes long; sft_qlora's checkpoints hold
-the expensive part).
+the expensive part). One process: sft_qlora.accelerate_config does not apply here.
 """
 
 from __future__ import annotations
