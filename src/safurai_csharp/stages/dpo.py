@@ -34,8 +34,7 @@ from ..training.record import DataSplit
 RECORD = "preference_record.json"
 
 
-def publish(adapter_in: Path, out_dir: Path, note: dict[str, Any], trainer: Any = None,
-            pairs_file: Path | None = None) -> None:
+def publish(adapter_in: Path, out_dir: Path, note: dict[str, Any], trainer: Any = None) -> None:
     """Build the output beside out_dir and put it in place atomically: the trained adapter
     (`trainer`), else sft_qlora's files as they are; the training record carried over (with the
     preference steps and pairs when trained) and this stage's own record."""
@@ -54,7 +53,7 @@ def publish(adapter_in: Path, out_dir: Path, note: dict[str, Any], trainer: Any 
                     shutil.copy2(adapter_in / name, staged / name)
             record = training_record.read(adapter_in)
             if record is not None:
-                data = {**record.data, "preference": DataSplit(sha256=file_sha256(pairs_file), rows=note["pairs"])}
+                data = {**record.data, "preference": DataSplit(sha256=note["pairs_sha256"], rows=note["pairs"])}
                 record.model_copy(update={"steps": record.steps + note["steps"], "data": data}).write(staged)
         write_atomic(staged / RECORD, json.dumps(note, indent=2, sort_keys=True) + "\n")
         publish_dir(staged, out_dir)
@@ -94,7 +93,7 @@ def run(params_path: str = "params.yaml") -> dict[str, Any]:
         note = {"enabled": cfg.enabled, "pairs": len(pairs), "steps": metrics.get("steps", 0),
                 "beta": cfg.beta, "loss_type": cfg.loss_type, "sft_weight": cfg.sft_weight,
                 "learning_rate": cfg.learning_rate, "pairs_sha256": file_sha256(Path(cfg.pairs))}
-        publish(adapter_in, out_dir, note, trainer, Path(cfg.pairs))
+        publish(adapter_in, out_dir, note, trainer)
         write_json(cfg.metrics, metrics)
         log_metrics(mlflow, flatten("", {k: v for k, v in metrics.items() if k != "enabled"}))
         mlflow.log_artifact(cfg.metrics)
