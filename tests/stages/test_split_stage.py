@@ -119,9 +119,17 @@ def test_sft_data_rows_in_every_format_and_source():
 
     with_task = {**example(1), "task": render(example(1)).problem(completion="\n        return 3 * x;")}
     without = {**example(2), "task": None}
-    samples = [{"task_id": "e1", "sample": 4, "completion": "\n        return x * 3;"}]
+    samples = [{"task_id": "e1", "sample": 4, "completion": "\n        return x * 3;", "same_as_teacher": False},
+               {"task_id": "e1", "sample": 6, "completion": "\n        return 3 * x;", "same_as_teacher": True}]
     p = params()
     train, validation, metrics = build([with_task, without], [with_task], samples, p.sft_data)
+    # the sample equal to the teacher's body is trained once, as the teacher's row
+    assert not any(r["id"].startswith("e1:student6") for r in train)
+    assert metrics["student_samples_same_as_teacher"] == 1
+    student_only = p.sft_data.model_copy(update={"sources": ["student"]})
+    alone, _, alone_metrics = build([with_task], [], samples, student_only)
+    assert sorted({r["id"].split(":")[1] for r in alone}) == ["student4", "student6"]
+    assert alone_metrics["student_samples_same_as_teacher"] == 0
     fmt = {(r["source"], r["format"]): r for r in train if r["task_id"] == "e1"}
     comp = fmt[("teacher", "completion")]
     assert comp["prompt"].endswith("public static int F1(int x) {") and comp["completion"] == "\n        return 3 * x;\n    }\n"

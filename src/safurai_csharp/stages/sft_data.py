@@ -2,7 +2,9 @@
 student's own passing solutions of stage self_sample) -> SFT rows in every format of
 sft_data.formats (synth/sft_format.py): data/sft/{train,validation}.jsonl.
 
-Validation rows come from the teacher only (self_sample samples training tasks only), so the
+A student sample equal to the teacher's body (self_sample's `same_as_teacher`) is skipped when
+the teacher's rows are there too: it would train the same answer twice. Validation rows come
+from the teacher only (self_sample samples training tasks only), so the
 validation loss of two recipes compares on the same rows. The dev side never reaches here.
 """
 
@@ -27,17 +29,23 @@ def build(train: list[dict], validation: list[dict], samples: list[dict],
     if "teacher" in cfg.sources:
         for ex in train:
             train_rows += rows(ex, cfg.formats, source="teacher")
+    same_as_teacher = 0
     if "student" in cfg.sources:
         for s in samples:
             ex = by_id.get(s["task_id"])
             if ex is None:
                 raise ParamsError(f"self_sample row for task {s['task_id']!r}, which is not a training task of "
                                  f"stage split: rerun self_sample (dvc repro self_sample)")
+            if "teacher" in cfg.sources and s.get("same_as_teacher"):
+                # the teacher's row already trains on this body: a second copy doubles the task's weight
+                same_as_teacher += 1
+                continue
             train_rows += rows(ex, cfg.formats, source="student", completion=s["completion"], sample=s["sample"])
     validation_rows = [r for ex in validation for r in rows(ex, cfg.formats, source="teacher")]
     count = Counter((r["source"], r["format"]) for r in train_rows)
     metrics = {"train": len(train_rows), "validation": len(validation_rows),
                "train_tasks": len({r["task_id"] for r in train_rows}),
+               "student_samples_same_as_teacher": same_as_teacher,
                "rows": {f"{src}_{fmt}": count[(src, fmt)] for src in cfg.sources for fmt in cfg.formats}}
     return train_rows, validation_rows, metrics
 
