@@ -69,8 +69,8 @@ def dpo_config(cfg: DpoParams, sft: SftQloraParams, output_dir: Path, steps: int
         per_device_train_batch_size=cfg.micro_batch_size, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,
         bf16=dtype == "bfloat16", fp16=dtype == "float16", max_length=cfg.max_length,
-        gradient_checkpointing=sft.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if sft.gradient_checkpointing else None,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         save_strategy="no", eval_strategy="no", logging_strategy="steps", logging_steps=1,
         report_to=report_to, disable_tqdm=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
     )
