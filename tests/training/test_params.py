@@ -33,7 +33,7 @@ def test_embedded_default_keeps_the_paper_lora_shape():
     assert (lora.r, lora.alpha, lora.dropout, lora.target_modules) == (32, 16, 0.05, "all-linear")
     assert (cfg.learning_rate, cfg.lr_scheduler, cfg.micro_batch_size, cfg.gradient_accumulation_steps) == (
         5e-5, "cosine", 2, 4)
-    # 512-token rows: activations fit without recomputing them (14% faster, docs/training.md)
+    # 512-token rows: activations fit without recomputing them (14-20% faster, docs/training.md)
     assert not cfg.gradient_checkpointing and cfg.packing
     # shrunk to minutes on a 2-core CPU (params.yaml says so): shorter rows, capped steps
     assert cfg.max_seq_length < 4096 and cfg.max_steps > 0
