@@ -83,6 +83,7 @@ def test_a_params_file_that_does_not_fit_the_schema(workdir, capsys, command):
 NO_FILE = "no such file or directory (has the stage that writes it run?)"
 BENCHMARK = {"name": "HumanEval_0_x", "language": "cs", "prompt": "class Problem {\n", "tests": "}\n",
              "stop_tokens": ["\n    }\n"]}
+DEVBENCH_BASICS = {"source": "devbench", "modes": ["corrected"], "devbench_tiers": ["basics"]}
 
 # Valid params, one thing missing or wrong: (argv, params to set, files to write, what the message says).
 CASES = {
@@ -125,6 +126,13 @@ CASES = {
         ["eval-multipl-e", "--target", "base"], {}, {"data/benchmark/humaneval-cs.jsonl": BENCHMARK},
         ["models/base: no model checkpoint there"]),
     "eval-dev: no dev set": (["eval-dev", "--target", "base"], {}, {}, [f"data/tasks/dev.jsonl: {NO_FILE}"]),
+    "eval-dev: tiers of a file that is not DevBench": (
+        ["eval-dev", "--target", "base"], {"eval_dev": DEVBENCH_BASICS}, {"data/benchmark/devbench-cs.jsonl": BENCHMARK},
+        ["data/benchmark/devbench-cs.jsonl: 'HumanEval_0_x' is not a DevBench problem name"]),
+    "eval-dev: no problem of the chosen tiers": (
+        ["eval-dev", "--target", "base"], {"eval_dev": DEVBENCH_BASICS},
+        {"data/benchmark/devbench-cs.jsonl": {**BENCHMARK, "name": "DevBench_0_x"}},
+        ["data/benchmark/devbench-cs.jsonl: the selection leaves no problem to score"]),
     "eval-completions: no completions file": (
         ["eval-completions", "--benchmark", "bench.jsonl", "--completions", "nosuch.jsonl"], {},
         {"bench.jsonl": BENCHMARK}, [f"nosuch.jsonl: {NO_FILE}"]),

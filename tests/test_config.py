@@ -241,3 +241,24 @@ def test_eval_dev_source_picks_the_problems_file_and_devbench_is_corrected_only(
     raw["eval_dev"].update(source="split")
     params = parse_params(raw)
     assert params.eval_dev.problems_path(params.benchmark, params.split.out_dir) == Path(params.split.out_dir) / "dev.jsonl"
+
+
+def test_eval_dev_tiers_are_devbenchs_and_only_for_devbench(raw):
+    """eval_dev.devbench_tiers names benchmark/devbench's TIERS (one list in the schema, one in the
+    data's home: this keeps them equal), only with source devbench, and never none at all."""
+    import typing
+
+    from safurai_csharp.benchmark.devbench import TIERS
+    from safurai_csharp.config.runtime import EvalDevParams
+
+    annotation = EvalDevParams.model_fields["devbench_tiers"].annotation
+    (items,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    assert set(typing.get_args(typing.get_args(items)[0])) == set(TIERS)
+    raw["eval_dev"].update(devbench_tiers=["basics", "strings"])
+    assert parse_params(raw).eval_dev.devbench_tiers == ["basics", "strings"]
+    raw["eval_dev"].update(devbench_tiers=["hard"])
+    assert "devbench_tiers" in errors_for(raw)
+    raw["eval_dev"].update(devbench_tiers=[])
+    assert "devbench_tiers is empty" in errors_for(raw)
+    raw["eval_dev"].update(devbench_tiers=["basics"], source="split", modes=["official"])
+    assert "devbench_tiers picks DevBench problems, but source is split" in errors_for(raw)

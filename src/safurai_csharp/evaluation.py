@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,11 +171,13 @@ def sample_and_score(problems: Sequence[Mapping[str, Any]], model_dir: str | Pat
 
 def run_stage(stage: str, problems: tuple[str, str | Path], model_dir: str | Path, cfg: Any, *, engine: str,
               engine_options: Mapping[str, Any], sandbox: Any, mlflow_cfg: Any, logged: Mapping[str, Any],
-              out: Path, metrics_path: Path) -> dict[str, Any]:
+              out: Path, metrics_path: Path,
+              select: Callable[[list[dict]], list[dict]] | None = None) -> dict[str, Any]:
     """The body of an eval stage (eval_multipl_e@t, eval_dev@t): one MLflow run that reads the
-    problems file (`problems` = (lineage name, path)), samples and scores, and writes the
-    per-problem records to `out` and the metrics document to `metrics_path`. While it runs,
-    live.generation.* and live.<mode>.* metrics (tracking.LiveProgress) show how far it got."""
+    problems file (`problems` = (lineage name, path)), keeps the rows `select` returns (all
+    when None), samples and scores, and writes the per-problem records to `out` and the metrics
+    document to `metrics_path`. While it runs, live.generation.* and live.<mode>.* metrics
+    (tracking.LiveProgress) show how far it got."""
     from .csharp import make_executor
     from .jsonl import read_jsonl, write_json, write_jsonl
     from .tracking import flatten, live_progress, log_metrics, stage_run
@@ -186,6 +188,15 @@ def run_stage(stage: str, problems: tuple[str, str | Path], model_dir: str | Pat
           live_progress(mlflow) as live):
         rows = read_jsonl(path)
         check_problems(rows, path)
+        if select is not None:
+            try:
+                rows = select(rows)
+            except EvaluationInputError:
+                raise
+            except ValueError as e:  # e.g. a name outside the selection's scheme
+                raise EvaluationInputError(f"{path}: {e}") from e
+            if not rows:
+                raise EvaluationInputError(f"{path}: the selection leaves no problem to score")
         records, metrics = sample_and_score(rows, model_dir, cfg, engine=engine, engine_options=engine_options,
                                             executor=make_executor(sandbox), progress=live)
         write_jsonl(out, records)

@@ -10,7 +10,7 @@ import pytest
 
 from safurai_csharp.benchmark import build_humaneval_cs, load_humaneval
 from safurai_csharp.benchmark.build import build_devbench_cs
-from safurai_csharp.benchmark.devbench import load_devbench, reference_completions
+from safurai_csharp.benchmark.devbench import TIERS, load_devbench, reference_completions, select_tiers, tier_of
 from safurai_csharp.config import SandboxParams
 from safurai_csharp.csharp import make_executor
 from safurai_csharp.decontam import Blocklist, evaluation_documents
@@ -63,6 +63,27 @@ def test_the_basics_tier_is_there_and_easy(raw):
         assert len(r["canonical_solution"].strip("\n").splitlines()) <= 3, r["task_id"]
         assert len(r["cs_solution"].strip("\n").splitlines()) <= 6, r["task_id"]
         assert 6 <= r["test"].count("    assert candidate(") <= 8, r["task_id"]
+
+
+def test_the_tiers_partition_devbench(raw, dev):
+    """Every problem is in exactly one tier (docs/benchmark.md's table), and eval_dev.devbench_tiers
+    keeps exactly a tier's problems, in file order."""
+    numbers = [int(r["task_id"].split("/")[1]) for r in raw]
+    assert sorted(numbers) == sorted(k for ids in TIERS.values() for k in ids)
+    assert {tier: len(ids) for tier, ids in TIERS.items()} == {"strings": 40, "integers": 40, "collections": 40,
+                                                                "basics": 60}
+    assert select_tiers(dev, None) is dev
+    basics = select_tiers(dev, ["basics"])
+    assert [r["name"] for r in basics] == [r["name"] for r in dev if int(r["name"].split("_")[1]) >= 300]
+    assert len(basics) == 60 and {tier_of(r["name"]) for r in basics} == {"basics"}
+    two = select_tiers(dev, ["strings", "collections"])
+    assert len(two) == 80 and [r["name"] for r in two] == [r["name"] for r in dev if tier_of(r["name"]) != "integers"
+                                                           and tier_of(r["name"]) != "basics"]
+    with pytest.raises(ValueError, match="unknown DevBench tier"):
+        select_tiers(dev, ["hard"])
+    for name in ("HumanEval_0_x", "DevBench_x_y", "DevBench_50_gap"):
+        with pytest.raises(ValueError):
+            tier_of(name)
 
 
 def _grams(text: str, n: int = 10) -> set[tuple[str, ...]]:

@@ -202,6 +202,9 @@ class EvalDevParams(SamplingParams):
     source: Literal["devbench", "split"] = Field(
         "devbench", description="devbench: hand-written problems in HumanEval-C#'s shape (benchmark.devbench_out); "
                                 "split: split's held-out generated tasks (the training data's distribution)")
+    # benchmark/devbench's TIERS (tests/test_config.py keeps the two equal)
+    devbench_tiers: list[Literal["strings", "integers", "collections", "basics"]] | None = Field(
+        None, description="DevBench tiers to score; null = all 180 problems")
     modes: list[Literal["official", "corrected"]] = ["corrected"]
     out_dir: str = "data/eval_dev"
     metrics_dir: str = "metrics/eval_dev"
@@ -211,6 +214,13 @@ class EvalDevParams(SamplingParams):
         if self.source == "devbench" and "official" in self.modes:
             raise ValueError("DevBench is scored in the corrected mode only: official mode compares list and "
                              "dictionary results by reference, which no solution passes (set modes: [corrected])")
+        if self.devbench_tiers is not None:
+            if self.source != "devbench":
+                raise ValueError("devbench_tiers picks DevBench problems, but source is split (its held-out "
+                                 "generated tasks have no tiers): set devbench_tiers: null, or source: devbench")
+            if not self.devbench_tiers:
+                raise ValueError("devbench_tiers is empty, so no problem would be scored: name at least one "
+                                 "tier, or null for all of them")
         return self
 
     def problems_path(self, benchmark: BenchmarkParams, split_out_dir: str) -> Path:

@@ -11,7 +11,9 @@ Every choice of recipe, knob or checkpoint is made on this score; HumanEval-C#
   it measures whether a model learned its training tasks, not whether it got better at the
   test set's (docs/results.md: it ranked three recipes the reverse of HumanEval-C#).
 
-Same targets, engine and sandbox as eval_multipl_e; sampling, protocol and test modes from eval_dev.
+`eval_dev.devbench_tiers` scores a subset of DevBench's tiers (e.g. [basics], the easy tier
+every recipe choice in docs/results.md was made on). Same targets, engine and sandbox as
+eval_multipl_e; sampling, protocol and test modes from eval_dev.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..benchmark.devbench import select_tiers
 from ..config import ParamsError, load_params
 from ..evaluation import run_stage
 
@@ -36,7 +39,8 @@ def run(target: str, params_path: str = "params.yaml") -> dict[str, Any]:
               "sandbox": params.sandbox.model_dump(), "target": target, "model_dir": str(model_dir)}
     return run_stage(f"eval_dev@{target}", (cfg.source, dev), model_dir, cfg, engine=ev.engine,
                      engine_options=ev.engine_options.of(ev.engine), sandbox=params.sandbox,
-                     mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path)
+                     mlflow_cfg=params.mlflow, logged=logged, out=out, metrics_path=metrics_path,
+                     select=lambda rows: select_tiers(rows, cfg.devbench_tiers))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

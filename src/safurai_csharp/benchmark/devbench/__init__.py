@@ -34,6 +34,16 @@ DATA_FILE = "problems.jsonl"
 ORIGIN = "safurai-csharp-devbench"
 SUITE = "DevBench"
 
+# The tiers by task number (docs/benchmark.md); `eval_dev.devbench_tiers` scores a subset. The
+# basics tier is where recipe choices were made: the first 120 are too hard for the 0.5B to see
+# a regression on easy problems (the base solves 30 of them at all).
+TIERS: dict[str, range] = {
+    "strings": range(0, 40),
+    "integers": range(100, 140),
+    "collections": range(200, 240),
+    "basics": range(300, 360),
+}
+
 
 def load_devbench() -> list[dict[str, Any]]:
     """The problems in HumanEval's format (plus `cs_solution`), in file order."""
@@ -43,6 +53,28 @@ def load_devbench() -> list[dict[str, Any]]:
     if bad:
         raise ValueError(f"{DATA_FILE}: task ids must be {SUITE}/<k>, got {bad[:3]}")
     return rows
+
+
+def tier_of(name: str) -> str:
+    """The tier of a problem by its MultiPL-E name `DevBench_<k>_<entry_point>`."""
+    suite, number, *_ = name.split("_")
+    if suite != SUITE or not number.isdigit():
+        raise ValueError(f"{name!r} is not a {SUITE} problem name ({SUITE}_<k>_<entry_point>)")
+    for tier, ids in TIERS.items():
+        if int(number) in ids:
+            return tier
+    raise ValueError(f"{name!r}: task number {number} is in no {SUITE} tier ({', '.join(TIERS)})")
+
+
+def select_tiers(rows: list[dict[str, Any]], tiers: list[str] | None) -> list[dict[str, Any]]:
+    """The MultiPL-E-format rows (`name` DevBench_<k>_...) of the given tiers, in file order;
+    None keeps them all."""
+    if tiers is None:
+        return rows
+    unknown = sorted(set(tiers) - set(TIERS))
+    if unknown:
+        raise ValueError(f"unknown {SUITE} tier(s) {unknown}; known: {', '.join(TIERS)}")
+    return [r for r in rows if tier_of(r["name"]) in tiers]
 
 
 def reference_completions() -> dict[str, str]:
