@@ -26,7 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(params_path: Path, sets: list[str], tasks: int):
+def load(params_path: Path, sets: list[str], tasks: int | None = None):
+    """params.yaml with `-S key=value` overrides (and generate.num_tasks = tasks, when given)."""
     from safurai_csharp.config import parse_params
 
     raw = yaml.safe_load(params_path.read_text())
@@ -37,7 +38,8 @@ def load(params_path: Path, sets: list[str], tasks: int):
         for p in parents:
             node = node[p]
         node[leaf] = yaml.safe_load(value)
-    raw["generate"]["num_tasks"] = tasks
+    if tasks is not None:
+        raw["generate"]["num_tasks"] = tasks
     return parse_params(raw, str(params_path))
 
 
@@ -88,6 +90,15 @@ def stage(params, records_out: str | None = None) -> dict:
             "cost": cost.per_kept(len(kept), gen["generated_tokens"], gen["seconds"] + filter_s)}
 
 
+def emit(result: dict, out: str | None) -> None:
+    """The result with the load average after the run, printed and (with --out) written."""
+    result["load_after"] = os.getloadavg()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
@@ -109,11 +120,7 @@ def main() -> None:
     if "raw" in result and "stage" in result:
         result["ratio_stage_to_raw"] = round(result["stage"]["generation"]["tokens_per_s"]
                                              / result["raw"]["tokens_per_s"], 3)
-    result["load_after"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
+    emit(result, a.out)
 
 
 if __name__ == "__main__":

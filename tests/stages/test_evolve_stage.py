@@ -76,12 +76,12 @@ def params(tmp_path, monkeypatch):
 
 def candidate_sections(p):
     """evolve_candidates' sections, as stage evolve's run passes them."""
-    return p.evolve, p.teacher, p.filter, p.generate
+    return p.evolve, p.teacher, p.filter, p.generate, p.sandbox
 
 
 def round_sections(p):
     """evolve_round's sections and the evaluation files, as stage evolve's run passes them."""
-    return (*candidate_sections(p), p.sandbox, p.benchmark.evaluation_files())
+    return (*candidate_sections(p), p.benchmark.evaluation_files())
 
 
 @needs_toolchain
@@ -160,3 +160,54 @@ def test_killed_round_resumes_to_the_uninterrupted_result(params, tmp_path, monk
                if ln.startswith("{") and '"_tally"' not in ln and ln.endswith("}")]
     complete = sorted(set(indices))
     assert complete == list(range(5))  # nothing lost
+
+
+class DecomposedTeacher(ScriptedTeacher):
+    """The scripted rewrites; then, as generate's decomposed recipe asks: a solution only (chat),
+    more bodies and independent tests (completion prompts in MultiPL-E's shape). P4's tests expect
+    values no body returns, so no body agrees with them."""
+
+    def __init__(self):
+        self.asked = []
+
+    def _answer(self, conversations):
+        outs = []
+        for conv in conversations:
+            text = conv[-1]["content"]
+            if "increase the difficulty" in text or "brand-new one" in text:
+                outs.append(["Question:\n" + SCRIPT[next(p for p in SCRIPT if p in text)][0]])
+                continue
+            self.asked.append(conv)
+            sol = next(s for t, s in SCRIPT.values() if t in text)
+            # a reworded task before the solution: the example keeps the evolved statement
+            outs.append([f"### Task\nSquare numbers.\n\n### Solution\n```csharp\n{sol}\n```\n"])
+        return outs
+
+    def generate(self, prompts, sampling, seeds=None):
+        self.last_stats = {"generated_tokens": 7 * len(prompts) * sampling.n, "prompt_tokens": 0}
+        tests = "Square(2) == 4);\n        Debug.Assert(Square(-3) == 9);\n        Debug.Assert(Square(5) == 25);\n"
+        wrong = "Square(2) == 5);\n        Debug.Assert(Square(3) == 10);\n"
+        return [[wrong if "// P4" in p else tests] * sampling.n if p.endswith("Debug.Assert(") else
+                ["\n        return x * x;"] * sampling.n for p in prompts]
+
+
+@needs_toolchain
+def test_a_decomposed_round_solves_the_evolved_task_with_generates_steps(params, monkeypatch):
+    teacher = DecomposedTeacher()
+    monkeypatch.setattr("safurai_csharp.synth.teacher.open_teacher", lambda cfg, seed: teacher)
+    cfg = params.evolve.model_copy(update={"recipe": "decomposed"})
+    parents = [{"id": f"p{i}", "instruction": task, "solution": SOL, "tests": TESTS, "topic": "numerics", "round": 0}
+               for i, task in enumerate(SCRIPT)]
+    pool, metrics = evolve.evolve_round(parents, 1, cfg, *round_sections(params)[1:])
+    new = [r for r in pool if not r["carried"]]
+    assert [r["parent_id"] for r in new] == ["p0"]
+    child = new[0]
+    assert child["recipe"] == "decomposed" and child["instruction"] == SCRIPT[next(iter(SCRIPT))][0]
+    assert "return x * x;" in child["solution"] and child["tests"].count("Debug.Assert(") == 3
+    assert "Square(5) == 25" in child["tests"]
+    # the solve step asks for a solution only; P0's and P4's evolved tasks got that far
+    assert len(teacher.asked) == 2 and all("'### Solution'" in c[0]["content"] and "### Tests" not in c[0]["content"]
+                                          for c in teacher.asked)
+    assert metrics["eliminated"] == {"copies_evolution_prompt": 1, "no_information_gain": 1,
+                                     "refusal_or_too_short": 1, "agreement_no_body_passes": 1}
+    assert metrics["generation"]["generated_tokens"] > 0 and metrics["cost"]["kept"] == 1

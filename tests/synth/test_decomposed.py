@@ -365,3 +365,39 @@ def test_a_body_that_throws_on_one_input_still_answers_the_others():
     assert seen == {"inputs": 3, "bodies_answering": 2, "largest_group": 1}
     body, group, tests = found
     assert (body, group) == (0, 1) and tests == ["Debug.Assert(Square(3) == 9);", "Debug.Assert(Square(4) == 16);"]
+
+
+def test_a_given_task_keeps_its_statement_whatever_the_answer_repeats():
+    stated = "Return the sum of the even numbers in the list, or 0 when there are none."
+    block = "```csharp\npublic static class A { }\n```\n"
+    answer = "Sure.\n### Task\nSum evens.\n\n### Solution\n" + block
+    assert decomposed.with_task(stated, answer) == "### Task\n" + stated + "\n\n### Solution\n" + block
+    assert decomposed.with_task(stated, block) == "### Task\n" + stated + "\n\n### Solution\n" + block  # no heading
+
+
+class GivenTeacher(Teacher):
+    """Asked for a given task's solution: a reworded task, then the solution."""
+
+    def chat(self, conversations, sampling, seeds=None):
+        self.calls.append(("chat", conversations, sampling))
+        self.last_stats = {"generated_tokens": 10 * len(conversations), "prompt_tokens": 0}
+        return [[TASK.replace("Write a C# static method", "Make")] for _ in conversations]
+
+
+@needs_toolchain
+def test_a_given_task_is_solved_and_checked_like_a_new_one():
+    from safurai_csharp.csharp import Executor, Limits
+    from safurai_csharp.synth.prompts import SOLUTION_SYSTEM
+
+    stated = "Square the integer x (negative inputs too) and return the result as an int."
+    teacher = GivenTeacher()
+    (raw, steps), = decomposed.run_chunk(Meter(teacher), Executor(Limits(), workers=2), [decomposed.Given(stated)],
+                                         [7], SamplingConfig(temperature=0.7, max_new_tokens=300, seed=1), solutions=3)
+    (system, user), = teacher.calls[0][1]
+    assert system["content"] == SOLUTION_SYSTEM and stated in user["content"]
+    assert "### Tests" not in system["content"] and teacher.calls[0][2].stop == [decomposed.SOLUTION_END]
+    assert steps["dropped_at"] is None and steps["asserts_kept"] == 3
+    p = parse_answer(raw)
+    assert p.instruction == stated and "return x * x;" in p.solution
+    _, (body_prompt,), _ = teacher.calls[1]
+    assert f"// {stated}" in body_prompt  # the bodies and tests are asked for the given statement

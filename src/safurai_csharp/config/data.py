@@ -134,7 +134,11 @@ class EvolveParams(Section):
     top_p: Float = Field(0.95, gt=0, le=1)
     top_k: int = Field(0, ge=0, description="0 = off; k > 0 samples among the k likeliest tokens")
     max_new_tokens: int = Field(768, ge=64)
-    fewshot: int = Field(1, ge=0, le=8)
+    recipe: Literal["answer", "decomposed"] = Field(
+        "answer", description="answer: the evolved task's solution and tests in one answer (WizardCoder's); "
+                              "decomposed: a solution only, then bodies and independent tests sampled with "
+                              "generate's decomposed knobs, and the agreed ones kept (synth/decomposed.py)")
+    fewshot: int = Field(1, ge=0, le=8, description="answer only: format examples in the solve prompt")
     max_similarity: Float = Field(0.9, gt=0, le=1, description="evolved vs parent task: at or above = no information gain")
     min_growth_chars: int = Field(0, description="evolved task must be at least this much longer than its parent")
     seed: int = 11

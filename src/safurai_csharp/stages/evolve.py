@@ -1,7 +1,10 @@
 """Stage evolve@K: one round of Evol-Instruct (WizardCoder's code methods) on round K-1's pool.
 
 Per parent, a method drawn with a generator seeded by (evolve.seed, K, parent id); the
-teacher rewrites the task, then solves the rewritten task with new solution and tests.
+teacher rewrites the task, then solves the rewritten task with new solution and tests: in
+one answer (`evolve.recipe: answer`, WizardCoder's), or as generate's decomposed recipe does
+(`decomposed`: a solution only, then more bodies and independent tests sampled with
+generate's decomposed knobs, and the agreed ones kept; synth/decomposed.py).
 Elimination follows WizardLM (no information gain; refusal or too short; copies the
 evolution prompt's scaffolding) plus ours: the evolved example must pass the same
 execution check, heuristics and decontamination as a generated one. A parent whose
@@ -22,7 +25,7 @@ from ..config import (EvolveParams, FilterParams, GenerateParams, ParamsError, S
                       load_params)
 from ..decontam import tokens
 from ..jsonl import read_jsonl, write_json, write_jsonl
-from ..synth import checkpoint, cost
+from ..synth import checkpoint, cost, decomposed
 from ..synth.cost import Meter
 from ..synth.data import load_fewshot
 from ..synth.parse import ParseError, parse_answer
@@ -36,6 +39,8 @@ from ..tracking import flatten, live, log_metrics, stage_run
 # them (synth/steps.py): a new knob of these steps reaches evolve without an edit here. Their
 # params are in evolve's dvc.yaml params (filter.execution, filter.heuristics, filter.decontam).
 EVOLVE_STEPS = ("execution", "heuristics", "decontam")
+# generate's knobs that evolve's decomposed recipe samples with (one home: the generate section)
+DECOMPOSED_KNOBS = ("solutions_per_task", "tests_per_task", "task_attempts", "output_agreement")
 
 _LEAD = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:new |rewritten |evolved )?(?:question|task|prompt)\s*:?\s*(?:\*\*)?\s*:?\s*\n?",
                    re.IGNORECASE)
@@ -68,10 +73,11 @@ def method_for(parent_id: str, k: int, cfg: EvolveParams) -> str:
 
 
 def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
-                      gen: GenerateParams, checkpoint_root: Path = checkpoint.ROOT,
+                      gen: GenerateParams, sandbox: SandboxParams, checkpoint_root: Path = checkpoint.ROOT,
                       stop_after_chunks: int | None = None, on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
     """Teacher calls (resumable, chunked like generate): one candidate per parent, and the
-    tokens and seconds they cost (the whole round's, resumed chunks included). `on_chunk`:
+    tokens and seconds they cost (the whole round's, resumed chunks included; the decomposed
+    recipe's cross-check in the sandbox counts in its seconds, as in generate). `on_chunk`:
     live metrics after each chunk."""
     from ..engines import SamplingConfig
     from ..hashing import path_digest
@@ -82,12 +88,32 @@ def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: Teac
            "engine_options": tcfg.engine_options.of(tcfg.engine), "evolve": cfg.model_dump(exclude={"rounds", "metrics_dir"}),
            "round": k, "parents": [p["id"] for p in parents], "chunk": size, "fewshot": fewshot,
            "prompts": checkpoint.source_digest(prompts)}
+    if cfg.recipe == "decomposed":  # its raw answers are assembled by code and generate's knobs
+        key["decomposed"] = {"knobs": gen.model_dump(include=set(DECOMPOSED_KNOBS)),
+                             "record_code": checkpoint.record_code("decomposed")}
     path = checkpoint.checkpoint_path(checkpoint_root, "evolve", key)
     sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     shots = tuple(range(min(cfg.fewshot, len(fewshot))))
 
+    executors: list[Any] = []  # the cross-check's sandbox, built on first use
+
     with LazyTeacher(tcfg, cfg.seed) as lazy:
+        def solve(engine: Meter, evolved: list[str], seeds: list[int]) -> list[tuple[str | None, dict | None]]:
+            """(raw answer, decomposed steps or None) per evolved task."""
+            if cfg.recipe == "answer":
+                answers = engine.chat([solve_messages(e, fewshot, shots) for e in evolved], sampling, seeds=seeds)
+                return [(a[0], None) for a in answers]
+            if not executors:
+                executors.append(decomposed.check_executor(sandbox))
+            start, engine_s = time.perf_counter(), engine.tally["seconds"]
+            done = decomposed.run_chunk(engine, executors[0], [decomposed.Given(e) for e in evolved], seeds, sampling,
+                                        gen.solutions_per_task, gen.tests_per_task, gen.task_attempts,
+                                        gen.output_agreement)
+            engine.add_seconds(time.perf_counter() - start - (engine.tally["seconds"] - engine_s))  # its sandbox time
+            # a dropped task's raw is its last chat answer: no example, the steps say why
+            return [(raw if steps["dropped_at"] is None else None, steps) for raw, steps in done]
+
         def work(idx: range) -> tuple[list[dict], dict]:
             engine = Meter(lazy.engine)
             chunk = [parents[i] for i in idx]
@@ -98,11 +124,11 @@ def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: Teac
             evolved = [clean_instruction(r[0]) for r in rewritten]
             reasons = [eliminate(p["instruction"], e, cfg, filter_cfg) for p, e in zip(chunk, evolved)]
             todo = [j for j, r in enumerate(reasons) if r is None]
-            answers = engine.chat([solve_messages(evolved[j], fewshot, shots) for j in todo], sampling,
-                                  seeds=[seeds[j] for j in todo]) if todo else []
-            answer_of = {j: a[0] for j, a in zip(todo, answers, strict=True)}
+            solved = solve(engine, [evolved[j] for j in todo], [seeds[j] for j in todo]) if todo else []
+            answer_of = dict(zip(todo, solved, strict=True))
             return [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
-                     "elimination": r, "raw": answer_of.get(j)}
+                     "elimination": r, "raw": answer_of.get(j, (None, None))[0],
+                     **({"steps": answer_of.get(j, (None, None))[1]} if cfg.recipe == "decomposed" else {})}
                     for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))
                     ], engine.tally
 
@@ -115,6 +141,9 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, cfg: EvolveParams
     """The evolved example, or the reason it cannot be one."""
     if cand["elimination"]:
         return cand["elimination"]
+    steps = cand.get("steps") or {}
+    if steps.get("dropped_at"):  # the decomposed recipe's own steps, named like the answer recipe's parse
+        return f"{'parse' if steps['dropped_at'] == 'task' else steps['dropped_at']}_{steps.get('reason')}"
     raw = cand["raw"] or ""
     try:
         p = parse_answer(raw)
@@ -128,18 +157,20 @@ def to_example(cand: dict, parent: dict, k: int, teacher: str, cfg: EvolveParams
             "topic": parent.get("topic"), "concept": parent.get("concept"), "teacher": teacher,
             "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
                          "top_k": cfg.top_k, "max_new_tokens": cfg.max_new_tokens},
-            "seed": cand["seed"], "raw": raw, "round": k, "method": cand["method"], "parent_id": parent["id"]}
+            "seed": cand["seed"], "raw": raw, "round": k, "method": cand["method"], "parent_id": parent["id"],
+            "recipe": cfg.recipe}
 
 
 def evolve_round(parents: list[dict], k: int, cfg: EvolveParams, tcfg: TeacherParams, filter_cfg: FilterParams,
                  gen: GenerateParams, sandbox: SandboxParams, benchmark: list[str],
-                 on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
+                 on_chunk: Any = None, checkpoint_root: Path = checkpoint.ROOT) -> tuple[list[dict], dict[str, Any]]:
     """Pure core: the round's pool (new examples + carried parents) and its metrics. `benchmark`
     lists the problems files the decontam step blocks (the test set and DevBench, deps of the stage)."""
     from ..csharp import make_executor
 
     teacher = describe(tcfg)
-    candidates, generation = evolve_candidates(parents, k, cfg, tcfg, filter_cfg, gen, on_chunk=on_chunk)
+    candidates, generation = evolve_candidates(parents, k, cfg, tcfg, filter_cfg, gen, sandbox,
+                                               checkpoint_root=checkpoint_root, on_chunk=on_chunk)
     start = time.perf_counter()
     outcomes = [to_example(c, p, k, teacher, cfg) for c, p in zip(candidates, parents, strict=True)]
     examples = [o for o in outcomes if isinstance(o, dict)]

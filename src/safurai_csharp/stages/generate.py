@@ -78,20 +78,6 @@ def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: 
     return answers, log
 
 
-def record_code(recipe: str) -> list[Any]:
-    """The library modules whose code shapes a record beyond the prompts and sampling: the
-    checkpoint key digests their source, so an edited parser or renderer never resumes from
-    records it would no longer write."""
-    from ..csharp import modes
-    from ..csharp import split as split_module
-    from ..synth import completion_format, literals, parse
-    from ..synth import program as program_module
-
-    common = [parse, program_module, modes]
-    # the decomposed recipe's output agreement writes assertions from solver values (split, literals)
-    return common + [decomposed, completion_format, split_module, literals] if recipe == "decomposed" else common
-
-
 def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParams,
              checkpoint_root: Path = checkpoint.ROOT, stop_after_chunks: int | None = None,
              on_chunk: Any = None) -> tuple[list[dict], dict[str, Any]]:
@@ -113,20 +99,18 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
     key = {"teacher": path_digest(Path(tcfg.model_dir)), "engine": tcfg.engine,
            "engine_options": tcfg.engine_options.of(tcfg.engine), "generate": cfg.model_dump(exclude={"num_tasks", "out", "metrics"}),
            "taxonomy": taxonomy, "fewshot": fewshot, "prompts": checkpoint.source_digest(prompts),
-           "record_code": [checkpoint.source_digest(m) for m in record_code(cfg.recipe)]}
+           "record_code": checkpoint.record_code(cfg.recipe)}
     path = checkpoint.checkpoint_path(checkpoint_root, "generate", key)
-    sandbox: dict[str, Any] = {}
+    sandbox: dict[str, Any] = {}  # built on first use: a fully resumed run needs none
 
     with LazyTeacher(tcfg, cfg.seed) as lazy:
-        def executor(limit_s: float | None = None):
-            if limit_s not in sandbox:
+        def executor(kind: str):
+            if kind not in sandbox:
                 from ..csharp import make_executor
 
-                cfg_sb = sandbox_cfg if limit_s is None else sandbox_cfg.model_copy(
-                    update={"timeout_s": min(sandbox_cfg.timeout_s, limit_s),
-                            "cpu_s": min(sandbox_cfg.cpu_s, int(limit_s))})
-                sandbox[limit_s] = make_executor(cfg_sb)
-            return sandbox[limit_s]
+                sandbox[kind] = (decomposed.check_executor(sandbox_cfg) if kind == "check"
+                                 else make_executor(sandbox_cfg))
+            return sandbox[kind]
 
         def work(idx: range) -> tuple[list[dict], dict]:
             meter = Meter(lazy.engine)
@@ -134,7 +118,7 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             seeds = [task_seed(cfg.seed, i) for i in idx]
             if cfg.recipe == "decomposed":
                 start = time.perf_counter()
-                done = decomposed.run_chunk(meter, executor(decomposed.CHECK_LIMIT_S), specs, seeds, sampler,
+                done = decomposed.run_chunk(meter, executor("check"), specs, seeds, sampler,
                                             cfg.solutions_per_task, cfg.tests_per_task, cfg.task_attempts,
                                             cfg.output_agreement)
                 meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
@@ -144,7 +128,7 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             answers = [o[0] for o in meter.chat(convs, sampler, seeds=seeds)]
             repairs: list[dict | None] = [None] * len(answers)
             if cfg.repair_rounds:
-                answers, repairs = repair(meter, executor(), convs, answers, seeds, sampler, cfg.repair_rounds)
+                answers, repairs = repair(meter, executor("full"), convs, answers, seeds, sampler, cfg.repair_rounds)
             records = [make_record(s, sd, a, teacher, sampling, rep)
                        for s, sd, a, rep in zip(specs, seeds, answers, repairs, strict=True)]
             return records, meter.tally

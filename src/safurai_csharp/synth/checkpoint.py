@@ -32,6 +32,21 @@ def source_digest(module: Any) -> str:
     return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
 
 
+def record_code(recipe: str) -> list[str]:
+    """Digests of the library modules whose code shapes a generated record beyond the prompts
+    and sampling (generate's, and evolve's raw answers): part of a checkpoint key, so an edited
+    parser or renderer never resumes from records it would no longer write."""
+    from ..csharp import modes
+    from ..csharp import split as split_module
+    from . import completion_format, decomposed, literals, parse
+    from . import program as program_module
+
+    modules = [parse, program_module, modes]
+    if recipe == "decomposed":  # its output agreement writes assertions from solver values (split, literals)
+        modules += [decomposed, completion_format, split_module, literals]
+    return [source_digest(m) for m in modules]
+
+
 def checkpoint_path(root: Path, stage: str, key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return root / stage / f"{digest}.jsonl"

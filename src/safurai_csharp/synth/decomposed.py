@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..benchmark.translate import INDENT, STOP_TOKENS
@@ -47,7 +47,7 @@ from . import literals
 from .completion_format import CompletionTask, RenderError, shell, tests_block
 from .parse import ParseError, assert_statements, parse_task_solution, render_answer
 from .program import rewrite_qualifiers
-from .prompts import TaskSpec, task_messages
+from .prompts import Message, TaskSpec, solution_messages, task_messages
 
 # the drop reasons of the recipe's own steps (generate's metrics count them)
 STEPS = ("task", "render", "tests", "agreement")
@@ -249,6 +249,36 @@ def close_fence(text: str) -> str:
     return text.rstrip() + SOLUTION_END if text.count("```") % 2 else text
 
 
+@dataclass(frozen=True)
+class Given:
+    """A task whose statement is given (an evolved task, stage evolve): the chat step writes its
+    solution only, and the example keeps this statement word for word."""
+
+    instruction: str
+
+
+def task_step(spec: TaskSpec | Given) -> list[Message]:
+    """The chat step's conversation: a new task and its solution, or a given task's solution."""
+    return solution_messages(spec.instruction) if isinstance(spec, Given) else task_messages(spec)
+
+
+def with_task(instruction: str, answer: str) -> str:
+    """A given task's solution answer as a task-step answer: the given statement under
+    '### Task', then the answer from its '### Solution' on (a task the teacher repeated or
+    reworded before it is not the given one)."""
+    at = answer.find("### Solution")
+    solution = answer[at:] if at >= 0 else "### Solution\n" + answer.lstrip()
+    return f"### Task\n{instruction}\n\n{solution}"
+
+
+def check_executor(sandbox: Any) -> Any:
+    """The sandbox of the cross-check: params.yaml's limits, capped at CHECK_LIMIT_S."""
+    from ..csharp import make_executor
+
+    return make_executor(sandbox.model_copy(update={"timeout_s": min(sandbox.timeout_s, CHECK_LIMIT_S),
+                                                    "cpu_s": min(sandbox.cpu_s, int(CHECK_LIMIT_S))}))
+
+
 def task_draft(text: str) -> tuple[str, CompletionTask, str]:
     """(instruction, task, solution class) from a task-step answer; raises ParseError (no
     usable task or solution, or a copied placeholder) or RenderError (not one class with one
@@ -260,7 +290,7 @@ def task_draft(text: str) -> tuple[str, CompletionTask, str]:
     return instruction, task, cls
 
 
-def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Sequence[int], sampler: Any,
+def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec | Given], seeds: Sequence[int], sampler: Any,
               solutions: int, tests_per_task: int = 1, task_attempts: int = 1,
               output_agreement: int = 0) -> list[tuple[str, dict[str, Any]]]:
     """One chunk of tasks through the four steps. Per task: the answer text for the record's
@@ -272,7 +302,8 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     With `output_agreement` k > 0, a task whose tests' agreement keeps 1 to OUTPUTS_BELOW - 1
     assertions takes its tests from its bodies' outputs instead (by_outputs), when at least k
     distinct bodies, the agreed one among them, return the same values on its test inputs
-    (`agreement: outputs` in its steps)."""
+    (`agreement: outputs` in its steps). A `Given` spec's chat step writes a solution only
+    (task_step), and its example keeps the given statement."""
     from ..engines import Request, SamplingConfig, strip_prompt
 
     out: list[tuple[str, dict[str, Any]]] = [("", {"dropped_at": None}) for _ in specs]
@@ -302,7 +333,7 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
     fresh: list[tuple[int, str, CompletionTask, str]] = []
     for attempt in range(1, task_attempts + 2):
         todo = [i for i in range(len(specs)) if i not in found] if attempt <= task_attempts else []
-        requests = ([Request([task_messages(specs[i]) for i in todo], step1, chat=True,
+        requests = ([Request([task_step(specs[i]) for i in todo], step1, chat=True,
                              seeds=[attempt_seed(seeds[i], attempt) for i in todo])] if todo else [])
         parts = samples(fresh) if fresh else []
         if not requests and not parts:
@@ -314,6 +345,8 @@ def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec], seeds: Seque
         fresh = []
         for i, text in zip(todo, [o[0] for o in results[0]] if todo else [], strict=True):
             text = close_fence(text)
+            if isinstance(specs[i], Given):
+                text = with_task(specs[i].instruction, text)
             out[i] = (text, {"dropped_at": None, "attempts": attempt})
             try:
                 found[i] = (i, *task_draft(text))

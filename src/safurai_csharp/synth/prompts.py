@@ -89,16 +89,19 @@ def generation_messages(spec: TaskSpec, fewshot: list[dict]) -> list[Message]:
 # The decomposed recipe (synth/decomposed.py), its one chat step: a task and its solution
 # (more bodies and the tests are sampled in completion format).
 
+# The solution block and the types of the decomposed recipe's chat step, for a new task and
+# for a given (evolved) one alike: what synth/completion_format.shell can render.
+ONE_METHOD = ("one ```csharp block: a public static class with exactly one public static method, named "
+              "after what it does; no helper methods, no Main, no namespace, no console input")
+CONCRETE = ("Use concrete types (int, long, double, bool, char, string, int[], string[], List<int>, "
+            "Dictionary<string, int>), not generic type parameters, and no DateTime.Now, randomness, "
+            "files or network.")
 TASK_SYSTEM = (
     "You are an expert C# developer who writes short, self-contained programming exercises. "
     + COMPILER + " Every answer has "
     "exactly two sections: '### Task' (a precise statement that names the class and the "
-    "method, and says what it takes and returns, with its edge cases) and '### Solution' (one "
-    "```csharp block: a public static class with exactly one public static method, named "
-    "after what it does; no helper methods, no Main, no namespace, no console input). Use "
-    "concrete types (int, long, double, bool, char, string, int[], string[], List<int>, "
-    "Dictionary<string, int>), not generic type parameters, and no DateTime.Now, randomness, "
-    "files or network."
+    f"method, and says what it takes and returns, with its edge cases) and '### Solution' ({ONE_METHOD}). "
+    + CONCRETE
 )
 
 
@@ -160,6 +163,21 @@ def solve_messages(instruction: str, fewshot: list[dict], shots: tuple[int, ...]
                      {"role": "assistant", "content": render_answer(ex["instruction"], ex["solution"], ex["tests"])}]
     messages.append({"role": "user", "content": _solve_ask(instruction)})
     return messages
+
+
+# Evolve's decomposed recipe (evolve.recipe: decomposed): the evolved task is given, the chat
+# step writes its solution only; more bodies and the tests are then sampled as generate's are.
+SOLUTION_SYSTEM = (
+    "You are an expert C# developer who solves short programming exercises. " + COMPILER
+    + f" Answer with one section, '### Solution' ({ONE_METHOD}), that solves the exercise exactly as stated. "
+    + CONCRETE
+)
+
+
+def solution_messages(instruction: str) -> list[Message]:
+    """Ask for the solution of a given (evolved) task, without tests (synth/decomposed.py)."""
+    return [{"role": "system", "content": SOLUTION_SYSTEM},
+            {"role": "user", "content": f"Solve this C# exercise.\n\n{instruction}"}]
 
 
 def _solve_ask(instruction: str) -> str:
