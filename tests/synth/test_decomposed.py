@@ -81,6 +81,8 @@ def test_a_chunk_assembles_the_agreed_example():
     assert tcomp.n == 1 and tests_prompt.endswith("public static void Main(string[] args) {\n        Debug.Assert(")
     assert "return x * x" not in tests_prompt and "throw new NotImplementedException();" in tests_prompt
     assert meter.tally["generated_tokens"] == 20 + 15 + 5
+    # the scripted calls take no time: the seconds are the cross-check's in the sandbox (mono compiles)
+    assert meter.tally["seconds"] > 0.5
 
 
 class TwoTestSamples(Teacher):

@@ -106,11 +106,9 @@ def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: Teac
                 return [(a[0], None) for a in answers]
             if not executors:
                 executors.append(decomposed.check_executor(sandbox))
-            start, engine_s = time.perf_counter(), engine.tally["seconds"]
             done = decomposed.run_chunk(engine, executors[0], [decomposed.Given(e) for e in evolved], seeds, sampling,
                                         gen.solutions_per_task, gen.tests_per_task, gen.task_attempts,
-                                        gen.output_agreement)
-            engine.add_seconds(time.perf_counter() - start - (engine.tally["seconds"] - engine_s))  # its sandbox time
+                                        gen.output_agreement)  # its sandbox time counts in engine's seconds
             # a dropped task's raw is its last chat answer: no example, the steps say why
             return [(raw if steps["dropped_at"] is None else None, steps) for raw, steps in done]
 
@@ -126,11 +124,13 @@ def evolve_candidates(parents: list[dict], k: int, cfg: EvolveParams, tcfg: Teac
             todo = [j for j, r in enumerate(reasons) if r is None]
             solved = solve(engine, [evolved[j] for j in todo], [seeds[j] for j in todo]) if todo else []
             answer_of = dict(zip(todo, solved, strict=True))
-            return [{"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
-                     "elimination": r, "raw": answer_of.get(j, (None, None))[0],
-                     **({"steps": answer_of.get(j, (None, None))[1]} if cfg.recipe == "decomposed" else {})}
-                    for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons))
-                    ], engine.tally
+            records = []
+            for j, (i, p, m, sd, e, r) in enumerate(zip(idx, chunk, methods, seeds, evolved, reasons)):
+                raw, steps = answer_of.get(j, (None, None))
+                records.append({"index": i, "parent_id": p["id"], "method": m, "seed": sd, "evolved_instruction": e,
+                                "elimination": r, "raw": raw,
+                                **({"steps": steps} if cfg.recipe == "decomposed" else {})})
+            return records, engine.tally
 
         candidates, _resumed, tallies = checkpoint.run_chunks(path, len(parents), size, work, stop_after_chunks,
                                                               on_chunk)

@@ -117,11 +117,9 @@ def generate(cfg: GenerateParams, tcfg: TeacherParams, sandbox_cfg: SandboxParam
             specs = [task_spec(i, cfg.seed, taxonomy, fewshot, cfg.fewshot) for i in idx]
             seeds = [task_seed(cfg.seed, i) for i in idx]
             if cfg.recipe == "decomposed":
-                start = time.perf_counter()
-                done = decomposed.run_chunk(meter, executor("check"), specs, seeds, sampler,
+                done = decomposed.run_chunk(meter, executor("check"), specs, seeds, sampler,  # + its sandbox time
                                             cfg.solutions_per_task, cfg.tests_per_task, cfg.task_attempts,
                                             cfg.output_agreement)
-                meter.add_seconds(time.perf_counter() - start - meter.tally["seconds"])  # its sandbox time
                 return [{**make_record(s, sd, raw, teacher, sampling), "recipe": "decomposed", "steps": steps}
                         for s, sd, (raw, steps) in zip(specs, seeds, done, strict=True)], meter.tally
             convs = [generation_messages(s, fewshot) for s in specs]
