@@ -53,3 +53,22 @@ def test_a_chunk_counts_only_with_its_tally_line(tmp_path):
     got, resumed, tallies = checkpoint.run_chunks(path, 5, 2, work)
     assert got == whole and resumed == 2 and calls == [[2, 3], [4]]
     assert sum(t["generated_tokens"] for t in tallies) == 5  # the whole run's cost
+
+
+def test_counting_adds_the_time_between_calls_once(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(cost.time, "perf_counter", lambda: now[0])
+
+    class SlowEngine(Engine):
+        def chat(self, conversations, sampling, seeds=None):
+            now[0] += 2.0  # the engine call: metered by chat
+            return super().chat(conversations, sampling, seeds)
+
+    m = cost.Meter(SlowEngine())
+    m.chat([[{"role": "user", "content": "x"}]], None)
+    with m.counting():
+        now[0] += 0.5  # e.g. sandbox runs before the call
+        m.chat([[{"role": "user", "content": "x"}]], None)
+        now[0] += 0.25  # and after it
+    now[0] += 9.0  # outside any block: not generation
+    assert m.tally["seconds"] == 2.0 + 0.5 + 2.0 + 0.25

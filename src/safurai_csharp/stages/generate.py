@@ -13,7 +13,6 @@ failed assertion, exception) goes back to the teacher once more with what the sa
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +62,8 @@ def repair(meter, executor, convs: list[list[dict]], answers: list[str], seeds: 
                 continue
             todo.append(i)
             runs.append(program(p.solution, p.tests))
-        start = time.perf_counter()
-        results = executor.run(runs) if runs else []
-        meter.add_seconds(time.perf_counter() - start)
+        with meter.counting():
+            results = executor.run(runs) if runs else []
         failed = [(i, res) for i, res in zip(todo, results, strict=True) if res.status.value in REPAIRABLE]
         if not failed:
             break

@@ -10,6 +10,8 @@ chunks it generated after the restart; `dvc exp show` then compares recipes on c
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 FIELDS = ("generated_tokens", "prompt_tokens", "seconds")
@@ -52,6 +54,15 @@ class Meter:
         """Time spent between teacher calls that belongs to generation (the repair turn's
         sandbox runs)."""
         self.tally["seconds"] += seconds
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        """Every wall second of the block counts as generation: the teacher calls inside it as
+        metered, the time between them (the sandbox runs of a repair turn or a cross-check)
+        added on leaving."""
+        start, metered = time.perf_counter(), self.tally["seconds"]
+        yield
+        self.add_seconds(time.perf_counter() - start - (self.tally["seconds"] - metered))
 
 
 def total(tallies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -36,7 +36,6 @@ calls the solution, fails on the `return default` mutant, dedup, decontamination
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -294,12 +293,11 @@ def task_draft(text: str) -> tuple[str, CompletionTask, str]:
 def run_chunk(meter: Any, executor: Any, specs: Sequence[TaskSpec | Given], seeds: Sequence[int], sampler: Any,
               solutions: int, tests_per_task: int = 1, task_attempts: int = 1,
               output_agreement: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    """_steps, with its sandbox seconds (the cross-check between the engine calls) added to the
+    """_steps, its sandbox seconds (the cross-check between the engine calls) counted in the
     meter: the chunk's cost counts them as generation time, as the answer recipe's repair turn does."""
-    start, engine_s = time.perf_counter(), meter.tally["seconds"]
-    out = _steps(meter, executor, specs, seeds, sampler, solutions, tests_per_task, task_attempts, output_agreement)
-    meter.add_seconds(time.perf_counter() - start - (meter.tally["seconds"] - engine_s))
-    return out
+    with meter.counting():
+        return _steps(meter, executor, specs, seeds, sampler, solutions, tests_per_task, task_attempts,
+                      output_agreement)
 
 
 def _steps(meter: Any, executor: Any, specs: Sequence[TaskSpec | Given], seeds: Sequence[int], sampler: Any,
